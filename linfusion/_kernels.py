@@ -1,0 +1,478 @@
+"""Compiled full-batch gradient descent for the fusion-network family.
+
+The only module that imports numba. Kernels do no validation, no I/O, no random draws
+and no allocation inside the epoch loop; :mod:`linfusion.train` validates, allocates and
+builds results.
+
+A network is a chain of *nodes* in topological order, fed by *edges*:
+
+- ``nodes[j] = (col, units, bias_off, kind)``: the node's activations sit in columns
+  ``col .. col+units`` of a sample-major buffer ``A[s, :]``; ``kind`` is 0 for an input
+  modality (filled by the caller), 1 for a hidden node (leaky ReLU applied), 2 for the
+  output node. ``bias_off`` is the offset of its bias in the flat weights, or -1.
+- ``edges[e] = (w_off, rows, cols, src, dst)``: the weight block ``W`` (rows x cols,
+  row-major at ``w_off``) that maps node ``src`` into node ``dst``.
+
+Two exact gradient paths share this forward and backward code:
+
+- *sample path*: the rows of ``A`` are samples; the output error is dℓ/dŷ / n.
+- *moment path* (linear net, squared loss): the rows of ``A`` are the D basis vectors,
+  so the output node holds W_totᵀ, and the output error is (W_tot Σxx − Σyx)ᵀ; the
+  weight gradients are then exactly the sample-path ones, at a cost independent of n.
+
+Every product is written so that its innermost loop either runs over contiguous memory
+without a reduction (an axpy, which vectorises without reassociating sums) or is a dot
+product with four fixed partial sums. Loop orders depend only on shapes, and sums over
+samples run in a fixed order (fixed sample groups, summed in group order), so a run gives
+the same bits whether it is trained alone, in parallel groups, or inside a batch.
+"""
+import numba
+import numpy as np
+from numba import njit, prange
+
+LOSS_MSE, LOSS_EXP, LOSS_LOGISTIC = 0, 1, 2
+STATUS_COMPLETED, STATUS_CONVERGED, STATUS_DIVERGED = 0, 1, 2
+_AXPY_MIN = 8   # below this many outputs, a dot product beats an axpy
+
+
+def max_threads():
+    """Upper bound on numba thread ids, for per-thread scratch buffers."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+@njit(cache=True)
+def _dot(a, b):
+    """a · b for 1-D views of equal length, with four fixed partial sums."""
+    n = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += a[i] * b[i]
+        s1 += a[i + 1] * b[i + 1]
+        s2 += a[i + 2] * b[i + 2]
+        s3 += a[i + 3] * b[i + 3]
+        i += 4
+    s = (s0 + s1) + (s2 + s3)
+    while i < n:
+        s += a[i] * b[i]
+        i += 1
+    return s
+
+
+@njit(cache=True)
+def _axpy(a, x, y):
+    """y += a x for 1-D views of equal length (views let the loop vectorise)."""
+    for i in range(y.shape[0]):
+        y[i] += a * x[i]
+
+
+@njit(cache=True)
+def fill_transposes(w, wt, edges):
+    """wt[block] = transpose of w[block] for every edge block (cols x rows)."""
+    for e in range(edges.shape[0]):
+        off, rows, cols = edges[e, 0], edges[e, 1], edges[e, 2]
+        for r in range(rows):
+            for c in range(cols):
+                wt[off + c * rows + r] = w[off + r * cols + c]
+
+
+@njit(cache=True)
+def forward(w, wt, edges, nodes, A, m, slope, use_bias):
+    """Fill every computed node's columns of A[:m] from its sources.
+
+    A : (m_max, U) sample-major activations; input columns already filled.
+    """
+    for j in range(nodes.shape[0]):
+        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
+        if kind == 0:
+            continue
+        for s in range(m):
+            for r in range(units):
+                A[s, c0 + r] = w[boff + r] if (use_bias and boff >= 0) else 0.0
+        for e in range(edges.shape[0]):
+            if edges[e, 4] != j:
+                continue
+            off, rows, cols, sc0 = edges[e, 0], edges[e, 1], edges[e, 2], nodes[edges[e, 3], 0]
+            if rows >= _AXPY_MIN:
+                for s in range(m):
+                    z = A[s, c0:c0 + rows]                       # (rows,)
+                    a_src = A[s, sc0:sc0 + cols]                 # (cols,)
+                    for c in range(cols):
+                        if a_src[c] != 0.0:                      # exact: skips adding 0·W
+                            _axpy(a_src[c], wt[off + c * rows:off + (c + 1) * rows], z)
+            else:
+                for s in range(m):
+                    a_src = A[s, sc0:sc0 + cols]
+                    for r in range(rows):
+                        A[s, c0 + r] += _dot(a_src, w[off + r * cols:off + (r + 1) * cols])
+        if kind == 1 and slope != 1.0:
+            for s in range(m):
+                for r in range(units):
+                    z = A[s, c0 + r]
+                    if z < 0.0:
+                        A[s, c0 + r] = slope * z
+
+
+@njit(cache=True)
+def backward(w, wt, edges, nodes, A, Dl, m, slope, use_bias, g, gt):
+    """Back-propagate the output error in Dl[:m] and accumulate weight gradients.
+
+    Dl : (m_max, U) errors dL/dZ, same layout as A; the output node's columns filled.
+    g  : (P,) gradient accumulator in the weights' layout (rows x cols).
+    gt : (P,) accumulator for blocks summed in transposed layout (cols x rows).
+    """
+    n_nodes = nodes.shape[0]
+    out = n_nodes - 1
+    for s in range(m):
+        for j in range(out):
+            if nodes[j, 3] != 0:
+                for r in range(nodes[j, 1]):
+                    Dl[s, nodes[j, 0] + r] = 0.0
+    for j in range(out, -1, -1):
+        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
+        if kind == 0:
+            continue
+        if kind == 1 and slope != 1.0:
+            for s in range(m):
+                for r in range(units):
+                    if not A[s, c0 + r] > 0.0:
+                        Dl[s, c0 + r] *= slope
+        if use_bias and boff >= 0:
+            for s in range(m):
+                for r in range(units):
+                    g[boff + r] += Dl[s, c0 + r]
+        for e in range(edges.shape[0]):
+            if edges[e, 4] != j:
+                continue
+            off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
+            sc0 = nodes[src, 0]
+            # weight gradient dW[r, c] = sum_s Dl[s, r] A[s, c], accumulated in sample order
+            if cols >= rows:
+                for s in range(m):
+                    a_src = A[s, sc0:sc0 + cols]
+                    d = Dl[s, c0:c0 + rows]
+                    for r in range(rows):
+                        if d[r] != 0.0:
+                            _axpy(d[r], a_src, g[off + r * cols:off + (r + 1) * cols])
+            else:
+                for s in range(m):
+                    a_src = A[s, sc0:sc0 + cols]
+                    d = Dl[s, c0:c0 + rows]
+                    for c in range(cols):
+                        if a_src[c] != 0.0:
+                            _axpy(a_src[c], d, gt[off + c * rows:off + (c + 1) * rows])
+            if nodes[src, 3] == 0:
+                continue
+            # error to the source: Dl[s, src] += W^T Dl[s, dst]
+            if cols >= _AXPY_MIN:
+                for s in range(m):
+                    d = Dl[s, c0:c0 + rows]
+                    d_src = Dl[s, sc0:sc0 + cols]
+                    for r in range(rows):
+                        if d[r] != 0.0:
+                            _axpy(d[r], w[off + r * cols:off + (r + 1) * cols], d_src)
+            else:
+                for s in range(m):
+                    d = Dl[s, c0:c0 + rows]
+                    for c in range(cols):
+                        Dl[s, sc0 + c] += _dot(d, wt[off + c * rows:off + (c + 1) * rows])
+
+
+@njit(cache=True)
+def combine(g, gt, edges, use_bias, nodes, out):
+    """out += g + transpose(gt) blockwise (each block used one of the two layouts)."""
+    for e in range(edges.shape[0]):
+        off, rows, cols = edges[e, 0], edges[e, 1], edges[e, 2]
+        if cols >= rows:
+            for i in range(rows * cols):
+                out[off + i] += g[off + i]
+        else:
+            for r in range(rows):
+                for c in range(cols):
+                    out[off + r * cols + c] += gt[off + c * rows + r]
+    if use_bias:
+        for j in range(nodes.shape[0]):
+            boff = nodes[j, 2]
+            if boff >= 0:
+                for r in range(nodes[j, 1]):
+                    out[boff + r] += g[boff + r]
+
+
+@njit(cache=True)
+def _output_error(loss_kind, yhat, y, inv_n):
+    """Per-sample, per-output loss and its derivative dℓ/dŷ, both scaled by 1/n."""
+    if loss_kind == LOSS_MSE:
+        d = yhat - y
+        return 0.5 * d * d * inv_n, d * inv_n
+    z = -y * yhat
+    if loss_kind == LOSS_EXP:
+        e = np.exp(z)
+        return e * inv_n, -y * e * inv_n
+    if z > 0.0:
+        ell = z + np.log1p(np.exp(-z))
+        sig = 1.0 / (1.0 + np.exp(-z))
+    else:
+        ez = np.exp(z)
+        ell = np.log1p(ez)
+        sig = ez / (1.0 + ez)
+    return ell * inv_n, -y * sig * inv_n
+
+
+@njit(cache=True)
+def sample_grad(w, wt, edges, nodes, X, Y, start, stop, chunk, A, Dl, g, gt,
+                slope, use_bias, loss_kind, inv_n):
+    """Loss and gradient (into g, gt) of samples start..stop, chunk by chunk.
+
+    X : (n, D), Y : (n, out). Returns the sum of the samples' losses times inv_n.
+    """
+    D = X.shape[1]
+    n_out = Y.shape[1]
+    oc = nodes[nodes.shape[0] - 1, 0]
+    total = 0.0
+    for s0 in range(start, stop, chunk):
+        m = min(chunk, stop - s0)
+        for s in range(m):
+            for d in range(D):
+                A[s, d] = X[s0 + s, d]
+        forward(w, wt, edges, nodes, A, m, slope, use_bias)
+        for s in range(m):
+            for o in range(n_out):
+                ell, dl = _output_error(loss_kind, A[s, oc + o], Y[s0 + s, o], inv_n)
+                total += ell
+                Dl[s, oc + o] = dl
+        backward(w, wt, edges, nodes, A, Dl, m, slope, use_bias, g, gt)
+    return total
+
+
+@njit(cache=True)
+def moment_grad(w, wt, edges, nodes, sxx, syx, syy, A, Dl, g, gt):
+    """Loss and gradient (into g, gt) of a linear net from the moments alone.
+
+    Loss = ½ syy − tr(W_tot Σyxᵀ) + ½ tr(W_tot Σxx W_totᵀ). A, Dl : (D, U).
+    """
+    D = sxx.shape[0]
+    n_out = syx.shape[0]
+    oc = nodes[nodes.shape[0] - 1, 0]
+    for s in range(D):
+        for d in range(D):
+            A[s, d] = 1.0 if s == d else 0.0
+    forward(w, wt, edges, nodes, A, D, 1.0, False)      # A[s, oc+o] = W_tot[o, s]
+    acc = syy
+    for o in range(n_out):
+        for s in range(D):
+            r = -syx[o, s]
+            for d in range(D):
+                r += sxx[s, d] * A[d, oc + o]
+            Dl[s, oc + o] = r                             # (W_tot Σxx − Σyx)[o, s]
+            acc += A[s, oc + o] * (r - syx[o, s])
+    backward(w, wt, edges, nodes, A, Dl, D, 1.0, False, g, gt)
+    return 0.5 * acc
+
+
+@njit(cache=True)
+def end_to_end(w, wt, edges, nodes, A, D, out_wtot):
+    """out_wtot[o, d] = W_tot[o, d]: the product of weights along each path (no φ, no bias)."""
+    for s in range(D):
+        for d in range(D):
+            A[s, d] = 1.0 if s == d else 0.0
+    forward(w, wt, edges, nodes, A, D, 1.0, False)
+    oc = nodes[nodes.shape[0] - 1, 0]
+    for o in range(out_wtot.shape[0]):
+        for d in range(D):
+            out_wtot[o, d] = A[d, oc + o]
+
+
+@njit(cache=True)
+def _gen_error(wtot, sigma, w_star):
+    """½ Σ_o (W_tot − W*)[o] Σ (W_tot − W*)[o]ᵀ."""
+    D = sigma.shape[0]
+    total = 0.0
+    for o in range(wtot.shape[0]):
+        for a in range(D):
+            da = wtot[o, a] - w_star[o, a]
+            row = 0.0
+            for b in range(D):
+                row += sigma[a, b] * (wtot[o, b] - w_star[o, b])
+            total += da * row
+    return 0.5 * total
+
+
+@njit(cache=True)
+def _record(r, k, loss, wtot, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec):
+    i = n_rec[r]
+    rec_epoch[r, i] = k
+    rec_loss[r, i] = loss
+    rec_wtot[r, i] = wtot
+    rec_eg[r, i] = _gen_error(wtot, sigma, w_star) if has_pop else np.nan
+    n_rec[r] = i + 1
+
+
+@njit(cache=True)
+def _step(w, grad, lr, wd):
+    for i in range(w.shape[0]):
+        w[i] -= lr * (grad[i] + wd * w[i])
+
+
+@njit(cache=True)
+def _decide(k, loss, n_epochs, record_every, tol):
+    """(record?, status or -1 to continue) at epoch k with current loss."""
+    if not np.isfinite(loss):
+        return True, STATUS_DIVERGED
+    if loss < tol:
+        return True, STATUS_CONVERGED
+    if k == n_epochs:
+        return True, STATUS_COMPLETED
+    return k % record_every == 0, -1
+
+
+@njit(parallel=True, cache=True)
+def train_moments(W, sxx, syx, syy, lr, wd, edges, nodes, n_units, n_epochs, record_every, tol,
+                  has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
+    """Train R linear nets on the moment path, one run per parallel task.
+
+    W : (R, P) initial weights, overwritten with the final ones. sxx : (Rd, D, D),
+    syx : (Rd, out, D), syy : (Rd,), sigma : (Rd, D, D), w_star : (Rd, out, D) with Rd in
+    {1, R}. lr, wd : (R,). Records go to rec_* (R, n_max, ...); n_rec, status : (R,).
+    """
+    R, P = W.shape
+    D = sxx.shape[1]
+    n_out = syx.shape[1]
+    Rd = sxx.shape[0]
+    for r in prange(R):
+        q = min(np.int64(r), Rd - 1)
+        w = W[r]
+        wt = np.empty(P)
+        g = np.empty(P)
+        gt = np.empty(P)
+        grad = np.empty(P)
+        A = np.empty((D, n_units))
+        Dl = np.empty((D, n_units))
+        wtot = np.empty((n_out, D))
+        oc = nodes[nodes.shape[0] - 1, 0]
+        for k in range(n_epochs + 1):
+            fill_transposes(w, wt, edges)
+            g[:] = 0.0
+            gt[:] = 0.0
+            loss = moment_grad(w, wt, edges, nodes, sxx[q], syx[q], syy[q], A, Dl, g, gt)
+            rec, st = _decide(k, loss, n_epochs, record_every, tol)
+            if rec:
+                for o in range(n_out):
+                    for d in range(D):
+                        wtot[o, d] = A[d, oc + o]
+                _record(r, k, loss, wtot, has_pop, sigma[q], w_star[q],
+                        rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
+            if st >= 0:
+                status[r] = st
+                break
+            grad[:] = 0.0
+            combine(g, gt, edges, False, nodes, grad)
+            _step(w, grad, lr[r], wd[r])
+
+
+@njit(parallel=True, cache=True)
+def train_samples(W, X, Y, lr, wd, edges, nodes, n_units, slope, use_bias, loss_kind,
+                  n_groups, chunk, n_threads, n_epochs, record_every, tol, has_pop, sigma, w_star,
+                  rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
+    """Train R nets on their samples; every (run, sample group) pair is a parallel task.
+
+    X : (Rd, n, D), Y : (Rd, n, out) with Rd in {1, R}. The n samples are split into
+    ``n_groups`` fixed contiguous groups; their gradients are summed in group order, so
+    results do not depend on the number of threads or on R. ``n_threads`` bounds the
+    thread ids (per-thread scratch); pass :func:`max_threads`.
+    """
+    R, P = W.shape
+    n, D = X.shape[1], X.shape[2]
+    n_out = Y.shape[2]
+    Rd = X.shape[0]
+    G = n_groups
+    T = n_threads
+    WT = np.empty((R, P))
+    GG = np.empty((R * G, P))
+    GT = np.empty((R * G, P))
+    LL = np.empty(R * G)
+    SA = np.empty((T, chunk, n_units))
+    SD = np.empty((T, chunk, n_units))
+    EA = np.empty((R, D, n_units))
+    WTOT = np.empty((R, n_out, D))
+    GRAD = np.empty((R, P))
+    active = np.ones(R, dtype=np.bool_)
+    inv_n = 1.0 / n
+    for k in range(n_epochs + 1):
+        for r in prange(R):
+            if active[r]:
+                fill_transposes(W[r], WT[r], edges)
+        for item in prange(R * G):
+            r = item // G
+            if not active[r]:
+                continue
+            q = min(np.int64(r), Rd - 1)
+            grp = item % G
+            t = numba.get_thread_id()
+            GG[item, :] = 0.0
+            GT[item, :] = 0.0
+            start = (grp * n) // G
+            stop = ((grp + 1) * n) // G
+            LL[item] = sample_grad(W[r], WT[r], edges, nodes, X[q], Y[q], start, stop, chunk,
+                                   SA[t], SD[t], GG[item], GT[item], slope, use_bias, loss_kind, inv_n)
+        for r in prange(R):
+            if not active[r]:
+                continue
+            q = min(np.int64(r), Rd - 1)
+            loss = 0.0
+            for grp in range(G):
+                loss += LL[r * G + grp]
+            rec, st = _decide(k, loss, n_epochs, record_every, tol)
+            if rec:
+                end_to_end(W[r], WT[r], edges, nodes, EA[r], D, WTOT[r])
+                _record(r, k, loss, WTOT[r], has_pop, sigma[q], w_star[q],
+                        rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
+            if st >= 0:
+                status[r] = st
+                active[r] = False
+                continue
+            GRAD[r, :] = 0.0
+            for grp in range(G):
+                combine(GG[r * G + grp], GT[r * G + grp], edges, use_bias, nodes, GRAD[r])
+            _step(W[r], GRAD[r], lr[r], wd[r])
+        any_active = False
+        for r in range(R):
+            any_active = any_active or active[r]
+        if not any_active:
+            break
+
+
+@njit(cache=True)
+def loss_grad_samples(w, edges, nodes, n_units, X, Y, slope, use_bias, loss_kind, chunk):
+    """Loss and gradient of one network on its samples (one group), for tests and tools."""
+    P = w.shape[0]
+    wt = np.empty(P)
+    g = np.zeros(P)
+    gt = np.zeros(P)
+    grad = np.zeros(P)
+    A = np.empty((chunk, n_units))
+    Dl = np.empty((chunk, n_units))
+    fill_transposes(w, wt, edges)
+    loss = sample_grad(w, wt, edges, nodes, X, Y, 0, X.shape[0], chunk, A, Dl, g, gt,
+                       slope, use_bias, loss_kind, 1.0 / X.shape[0])
+    combine(g, gt, edges, use_bias, nodes, grad)
+    return loss, grad
+
+
+@njit(cache=True)
+def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, syy):
+    """Loss and gradient of one linear network from the moments, for tests and tools."""
+    P = w.shape[0]
+    D = sxx.shape[0]
+    wt = np.empty(P)
+    g = np.zeros(P)
+    gt = np.zeros(P)
+    grad = np.zeros(P)
+    A = np.empty((D, n_units))
+    Dl = np.empty((D, n_units))
+    fill_transposes(w, wt, edges)
+    loss = moment_grad(w, wt, edges, nodes, sxx, syx, syy, A, Dl, g, gt)
+    combine(g, gt, edges, False, nodes, grad)
+    return loss, grad

@@ -1,0 +1,441 @@
+"""Full-batch gradient descent on fusion networks: one run, or a batch in parallel.
+
+Loss (squared): L = ½ <|y − ŷ|²>, the mean over samples with the ½ of THEORY.md §2, so
+τ = 1/lr epochs. Weight decay λ adds λ·w to every parameter's gradient. Records at epochs
+k = 0, record_every, 2·record_every, ... and at the last epoch are taken *before* the
+update of that epoch: record k holds the weights after k updates.
+
+Two exact paths, chosen automatically (``path='auto'``):
+
+- ``'moment'``: linear network (slope 1), no bias, squared loss. Gradient descent sees the
+  data only through Σxx, Σyx, <|y|²>, so an epoch costs the same for 10 or 10⁶ samples.
+- ``'sample'``: everything else (leaky ReLU, biases, exponential and logistic losses).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels as K
+from .architecture import FusionNet
+from .data import Dataset, Moments
+from .validation import check_array, check_choice, check_int, check_scalar
+
+__all__ = ["TrainResult", "train", "train_many", "loss_and_grad", "stability_bound", "LOSSES"]
+
+LOSSES = {"mse": K.LOSS_MSE, "exponential": K.LOSS_EXP, "logistic": K.LOSS_LOGISTIC}
+_STATUS = {K.STATUS_COMPLETED: "completed", K.STATUS_CONVERGED: "converged", K.STATUS_DIVERGED: "diverged"}
+_GROUP = 1024     # samples per parallel group on the sample path (fixed: results do not depend on threads)
+_CHUNK = 128      # samples per cache-resident chunk inside a group
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The recorded trajectory and final state of one training run.
+
+    Attributes
+    ----------
+    epochs : ndarray of int of shape (n_rec,)
+        Epoch of each record (number of updates before it).
+    loss : ndarray of shape (n_rec,)
+        Training loss (with the ½ for the squared loss).
+    w_tot : list of ndarray of shape (n_rec, out_dim, d_k)
+        End-to-end weights of each modality (product along its path; for ReLU nets
+        bookkeeping only).
+    eg : ndarray of shape (n_rec,) or None
+        Generalisation error ½ (W_tot − W*) Σ (W_tot − W*)ᵀ with the population Σ and W*,
+        when the data set has them.
+    w : ndarray of shape (n_params,)
+        Final weights.
+    w0 : ndarray of shape (n_params,)
+        Initial weights.
+    status : str
+        'completed' (all epochs), 'converged' (loss < tol) or 'diverged' (non-finite loss).
+    message : str
+        Human-readable summary; for a diverged run it names the epoch and a learning rate.
+    lr : float
+    path : str
+        'moment' or 'sample'.
+    net : FusionNet
+    """
+
+    epochs: np.ndarray
+    loss: np.ndarray
+    w_tot: list
+    eg: np.ndarray | None
+    w: np.ndarray
+    w0: np.ndarray
+    status: str
+    message: str
+    lr: float
+    path: str
+    net: FusionNet = field(repr=False)
+
+    @property
+    def diverged(self):
+        """True when the loss became non-finite."""
+        return self.status == "diverged"
+
+    @property
+    def final_epoch(self):
+        return int(self.epochs[-1])
+
+    @property
+    def w_tot_all(self):
+        """End-to-end weights of all modalities side by side, shape (n_rec, out_dim, D)."""
+        return np.concatenate(self.w_tot, axis=2)
+
+
+# ---------------------------------------------------------------------- graph tables
+def graph(net):
+    """Node and edge tables of ``net`` for the kernels, and the buffer width.
+
+    Returns
+    -------
+    nodes : ndarray of int64 of shape (n_nodes, 4)
+        (buffer column, units, bias offset or -1, kind 0 input / 1 hidden / 2 output).
+    edges : ndarray of int64 of shape (n_edges, 5)
+        (weight offset, rows, cols, source node, destination node).
+    n_units : int
+        Columns of the activation buffer.
+    """
+    lay = net.layout
+    nodes, edges = [], []
+    col = 0
+    for d in net.in_dims:
+        nodes.append([col, d, -1, 0])
+        col += d
+
+    def find(mod, layer, kind):
+        hit = np.flatnonzero((lay[:, 3] == mod) & (lay[:, 4] == layer) & (lay[:, 5] == kind))
+        return int(lay[hit[0], 0]) if hit.size else -1
+
+    def add_node(units, bias_off, kind):
+        nonlocal col
+        nodes.append([col, units, bias_off, kind])
+        col += units
+        return len(nodes) - 1
+
+    L, Lf = net.depth, net.fuse_depth
+    last = list(range(net.n_modalities))
+    for k in range(net.n_modalities):
+        for layer in range(1, Lf):
+            j = add_node(net.width, find(k, layer, 1), 1)
+            off = find(k, layer, 0)
+            r, c = (int(v) for v in lay[lay[:, 0] == off][0, 1:3])
+            edges.append([off, r, c, last[k], j])
+            last[k] = j
+    fuse_units = net.out_dim if Lf == L else net.width
+    j = add_node(fuse_units, find(-1, Lf, 1), 2 if Lf == L else 1)
+    for k in range(net.n_modalities):
+        off = find(k, Lf, 0)
+        r, c = (int(v) for v in lay[lay[:, 0] == off][0, 1:3])
+        edges.append([off, r, c, last[k], j])
+    prev = j
+    for layer in range(Lf + 1, L + 1):
+        off = find(-1, layer, 0)
+        r, c = (int(v) for v in lay[lay[:, 0] == off][0, 1:3])
+        j = add_node(r, find(-1, layer, 1), 2 if layer == L else 1)
+        edges.append([off, r, c, prev, j])
+        prev = j
+    return np.array(nodes, dtype=np.int64), np.array(edges, dtype=np.int64), col
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_net(net):
+    if not isinstance(net, FusionNet):
+        raise TypeError(f"net is a {type(net).__name__}, must be a FusionNet.")
+    return net
+
+
+def _check_data(net, data, name="data"):
+    if isinstance(data, Moments):
+        sxx = check_array(f"{name}.sxx", data.sxx, ndim=2, shape=(net.in_dim, net.in_dim))
+        syx = check_array(f"{name}.syx", np.atleast_2d(data.syx), ndim=2, shape=(net.out_dim, net.in_dim))
+        return Moments(sxx, syx, check_scalar(f"{name}.syy", data.syy, lo=0.0))
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{name} is a {type(data).__name__}, must be a Dataset (see linfusion.data) or Moments.")
+    if data.in_dims != net.in_dims:
+        raise ValueError(f"{name}.in_dims == {data.in_dims}, must equal net.in_dims ({net.in_dims}).")
+    if data.out_dim != net.out_dim:
+        raise ValueError(f"{name}.out_dim == {data.out_dim}, must equal net.out_dim ({net.out_dim}).")
+    for k, x in enumerate(data.xs):
+        if x.shape[0] != data.y.shape[0]:
+            raise ValueError(f"{name}.xs[{k}] has {x.shape[0]} samples, must have as many as y ({data.y.shape[0]}).")
+        check_array(f"{name}.xs[{k}]", x, ndim=2)
+    check_array(f"{name}.y", data.y, ndim=2)
+    return data
+
+
+def _moments_of(data):
+    return data if isinstance(data, Moments) else data.moments()
+
+
+def stability_bound(net, data):
+    """Largest learning rate that gradient descent tolerates near the solution (estimate).
+
+    For a depth-L linear network at a balanced least-squares solution W_ls the loss
+    curvature is at most L·‖W_ls‖^(2−2/L)·λ_max(Σxx), so lr < 2 / (L λ_max ‖W_ls‖^(2−2/L)).
+    The bound is exact for L = 1 and conservative for late fusion (paths share ‖W_ls‖).
+
+    Parameters
+    ----------
+    net : FusionNet
+    data : Dataset or Moments
+
+    Returns
+    -------
+    float
+    """
+    _check_net(net)
+    mo = _moments_of(_check_data(net, data))
+    lam = float(np.linalg.eigvalsh(mo.sxx)[-1])
+    if lam <= 0.0:
+        return np.inf
+    w_ls = np.linalg.lstsq(mo.sxx, mo.syx.T, rcond=None)[0].T
+    s = float(np.linalg.norm(w_ls))
+    L = net.depth
+    return 2.0 / (L * lam * max(s, 1e-12) ** (2.0 - 2.0 / L))
+
+
+def _choose_path(net, loss, path):
+    check_choice("path", path, ("auto", "moment", "sample"))
+    linear = net.slope == 1.0 and not net.bias and loss == "mse"
+    if path == "moment" and not linear:
+        raise ValueError(f"path == 'moment', must be 'sample' or 'auto' for this net (slope {net.slope}, "
+                         f"bias {net.bias}, loss {loss!r}): the moment path needs a linear net, no bias and "
+                         "loss 'mse'.")
+    if path == "auto":
+        return "moment" if linear else "sample"
+    return path
+
+
+def _initial_weights(net, data, init, scale, rng, align):
+    check_choice("init", init, ("entry", "layer", "balanced"))
+    if scale is None:
+        scale = 1e-9 if init == "entry" else 0.1
+    if init == "balanced" and align is None:
+        mo = _moments_of(data)
+        align = np.linalg.lstsq(mo.sxx, mo.syx.T, rcond=None)[0].T
+    return net.init(init, scale, rng, align=align)
+
+
+def _per_run(name, value, R, **rule):
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    if arr.ndim != 1 or arr.shape[0] not in (1, R):
+        raise ValueError(f"{name} has shape {np.shape(value)}, must be a scalar or have {R} entries (one per run).")
+    for v in arr:
+        check_scalar(name, float(v), **rule)
+    return np.ascontiguousarray(np.broadcast_to(arr, (R,)))
+
+
+def _spawn(rng, R):
+    """R independent children of a seed, SeedSequence or Generator."""
+    if isinstance(rng, (np.random.SeedSequence, np.random.Generator)):
+        return list(rng.spawn(R))
+    return list(np.random.SeedSequence(rng).spawn(R))
+
+
+# ---------------------------------------------------------------------- public API
+def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
+    """Loss and its gradient at weights ``w`` (one exact evaluation, no update).
+
+    Parameters
+    ----------
+    net : FusionNet
+    data : Dataset or Moments
+    w : ndarray of shape (n_params,)
+    loss : {'mse', 'exponential', 'logistic'}
+    path : {'auto', 'moment', 'sample'}
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,)
+        Without weight decay.
+    """
+    _check_net(net)
+    check_choice("loss", loss, tuple(LOSSES))
+    data = _check_data(net, data)
+    w = check_array("w", w, ndim=1, shape=(net.n_params,))
+    path = _choose_path(net, loss, path)
+    if isinstance(data, Moments) and path == "sample":
+        raise ValueError("data is Moments, must be a Dataset for the sample path.")
+    nodes, edges, n_units = graph(net)
+    if path == "moment":
+        mo = _moments_of(data)
+        return K.loss_grad_moments(w, edges, nodes, n_units, mo.sxx, mo.syx, mo.syy)
+    return K.loss_grad_samples(w, edges, nodes, n_units, data.x, data.y, net.slope, net.bias,
+                               LOSSES[loss], _CHUNK)
+
+
+def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
+          loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None):
+    """Train one network by full-batch gradient descent.
+
+    Parameters
+    ----------
+    net : FusionNet
+    data : Dataset or Moments
+        Moments suffice on the moment path.
+    lr : float
+        Learning rate (> 0); τ = 1/lr epochs.
+    epochs : int
+        Maximum number of updates (>= 1).
+    init : {'entry', 'layer', 'balanced'}
+        Initialisation scheme, see :meth:`FusionNet.init`.
+    scale : float, optional
+        Initialisation scale; default 1e-9 for 'entry' (the paper's two-layer nets) and
+        0.1 for 'layer' and 'balanced' (the paper's deep nets).
+    rng : int, Generator or SeedSequence, optional
+        Randomness of the initial weights.
+    w0 : ndarray of shape (n_params,), optional
+        Initial weights; overrides init, scale and rng.
+    loss : {'mse', 'exponential', 'logistic'}
+    weight_decay : float
+        λ >= 0; adds λ·w to the gradient.
+    record_every : int
+        Record every this many epochs (the last epoch is always recorded).
+    tol : float
+        Stop once the loss falls below tol (0: never).
+    path : {'auto', 'moment', 'sample'}
+    align : ndarray of shape (out_dim, D), optional
+        Direction for ``init='balanced'``; default the least-squares solution Σyx Σxx⁻¹.
+
+    Returns
+    -------
+    TrainResult
+    """
+    results = train_many(net, [data], lr=lr, epochs=epochs, init=init, scale=scale,
+                         rng=[rng], w0=None if w0 is None else np.atleast_2d(w0), loss=loss,
+                         weight_decay=weight_decay, record_every=record_every, tol=tol, path=path,
+                         align=align, _single=True)
+    return results[0]
+
+
+def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
+               loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None,
+               n_runs=None, _single=False):
+    """Train R networks of one architecture together, in one parallel kernel.
+
+    Run r gives exactly (bit for bit) what :func:`train` gives with the same data, initial
+    weights and hyper-parameters.
+
+    Parameters
+    ----------
+    net : FusionNet
+    data : Dataset, Moments, or sequence of R of them (equal shapes)
+    lr, weight_decay : float or sequence of R floats
+    rng : sequence of R seeds / Generators, or one seed, optional
+        One seed is split into R children with ``np.random.SeedSequence``; a sequence gives
+        run r the initial weights ``train(..., rng=rng[r])`` would draw.
+    w0 : ndarray of shape (R, n_params), optional
+        Initial weights; overrides init, scale and rng.
+    n_runs : int, optional
+        R when it cannot be inferred from data, lr, rng or w0.
+    Other parameters as in :func:`train`.
+
+    Returns
+    -------
+    list of TrainResult
+    """
+    _check_net(net)
+    check_choice("loss", loss, tuple(LOSSES))
+    epochs = check_int("epochs", epochs, lo=1)
+    record_every = check_int("record_every", record_every, lo=1)
+    tol = check_scalar("tol", tol, lo=0.0)
+    datas = list(data) if isinstance(data, (list, tuple)) else [data]
+    if not datas:
+        raise ValueError("data is empty, must hold at least one Dataset.")
+    datas = [_check_data(net, d, f"data[{i}]" if len(datas) > 1 else "data") for i, d in enumerate(datas)]
+    rngs = list(rng) if isinstance(rng, (list, tuple)) else None
+    sizes = {len(datas)} | ({len(rngs)} if rngs else set()) | ({int(np.shape(w0)[0])} if w0 is not None else set())
+    sizes |= {np.size(lr)} | {np.size(weight_decay)} | ({n_runs} if n_runs else set())
+    sizes.discard(1)
+    if len(sizes) > 1:
+        raise ValueError(f"the numbers of runs implied by data, lr, weight_decay, rng, w0 and n_runs differ "
+                         f"({sorted(sizes)}), must agree (or be 1).")
+    R = sizes.pop() if sizes else 1
+    lrs = _per_run("lr", lr, R, lo=0.0, lo_open=True)
+    wds = _per_run("weight_decay", weight_decay, R, lo=0.0)
+    path = _choose_path(net, loss, path)
+    if path == "sample" and any(isinstance(d, Moments) for d in datas):
+        raise ValueError("data is Moments, must be a Dataset on the sample path "
+                         f"(slope {net.slope}, bias {net.bias}, loss {loss!r}).")
+    shapes = {(d.sxx.shape if isinstance(d, Moments) else (d.n_samples,) + d.in_dims) for d in datas}
+    if len(shapes) > 1:
+        raise ValueError(f"data sets have different shapes {sorted(shapes)}, must all be equal in one batch.")
+    # initial weights
+    if w0 is not None:
+        W = check_array("w0", np.atleast_2d(w0), ndim=2, shape=(None, net.n_params)).copy()
+        if W.shape[0] == 1 and R > 1:
+            W = np.repeat(W, R, axis=0)
+    else:
+        if rngs is None:
+            rngs = _spawn(rng, R)
+        elif len(rngs) == 1 and R > 1:
+            rngs = _spawn(rngs[0], R)
+        W = np.stack([_initial_weights(net, datas[i if len(datas) > 1 else 0], init, scale, rngs[i], align)
+                      for i in range(R)])
+    W0 = W.copy()
+    # stability warning, once per distinct data set and learning rate
+    if loss == "mse":
+        bound = min(stability_bound(net, d) for d in datas)
+        if lrs.max() > bound:
+            warnings.warn(f"lr == {lrs.max():g} is above the stability bound {bound:.3g} estimated from the "
+                          f"data's moments (2 / (L λ_max(Σxx) ‖W_ls‖^(2-2/L))); training may diverge.",
+                          RuntimeWarning, stacklevel=2 if not _single else 3)
+    nodes, edges, n_units = graph(net)
+    D, n_out = net.in_dim, net.out_dim
+    pops = [(d.sigma, d.w_star) for d in datas if isinstance(d, Dataset)]
+    has_pop = bool(pops) and all(s is not None and ws is not None for s, ws in pops)
+    if has_pop:
+        sigma = np.stack([s for s, _ in pops])
+        w_star = np.stack([ws for _, ws in pops])
+    else:
+        sigma = np.zeros((1, D, D))
+        w_star = np.zeros((1, n_out, D))
+    n_max = epochs // record_every + 2
+    rec_epoch = np.zeros((R, n_max), dtype=np.int64)
+    rec_loss = np.zeros((R, n_max))
+    rec_wtot = np.zeros((R, n_max, n_out, D))
+    rec_eg = np.zeros((R, n_max))
+    n_rec = np.zeros(R, dtype=np.int64)
+    status = np.zeros(R, dtype=np.int64)
+    if path == "moment":
+        mos = [_moments_of(d) for d in datas]
+        K.train_moments(W, np.stack([m.sxx for m in mos]), np.stack([m.syx for m in mos]),
+                        np.array([m.syy for m in mos]), lrs, wds, edges, nodes, n_units, epochs,
+                        record_every, tol, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot,
+                        rec_eg, n_rec, status)
+    else:
+        X = np.stack([d.x for d in datas])
+        Y = np.stack([d.y for d in datas])
+        n = X.shape[1]
+        groups = max(1, -(-n // _GROUP))
+        K.train_samples(W, X, Y, lrs, wds, edges, nodes, n_units, net.slope, net.bias, LOSSES[loss],
+                        groups, _CHUNK, K.max_threads(), epochs, record_every, tol, has_pop, sigma, w_star,
+                        rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status)
+    results = []
+    for r in range(R):
+        m = int(n_rec[r])
+        st = _STATUS[int(status[r])]
+        ep = rec_epoch[r, :m].copy()
+        wt = rec_wtot[r, :m]
+        if st == "diverged":
+            msg = (f"diverged: the loss became non-finite at epoch {ep[-1]} with lr = {lrs[r]:g}; "
+                   f"try lr <= {0.5 * stability_bound(net, datas[r if len(datas) > 1 else 0]):.3g} "
+                   "(half the stability bound from the data's moments).")
+            warnings.warn(msg, RuntimeWarning, stacklevel=2 if not _single else 3)
+        elif st == "converged":
+            msg = f"converged: loss {rec_loss[r, m - 1]:.3g} < tol {tol:g} at epoch {ep[-1]}."
+        else:
+            msg = f"completed {epochs} epochs; final loss {rec_loss[r, m - 1]:.6g}."
+        results.append(TrainResult(
+            epochs=ep, loss=rec_loss[r, :m].copy(),
+            w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
+            eg=rec_eg[r, :m].copy() if has_pop else None,
+            w=W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
+    return results
