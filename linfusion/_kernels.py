@@ -63,6 +63,28 @@ def _dot(a, b):
 
 
 @njit(cache=True)
+def _sum(a):
+    """Sum of a 1-D view with four fixed partial sums."""
+    n = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += a[i]
+        s1 += a[i + 1]
+        s2 += a[i + 2]
+        s3 += a[i + 3]
+        i += 4
+    s = (s0 + s1) + (s2 + s3)
+    while i < n:
+        s += a[i]
+        i += 1
+    return s
+
+
+@njit(cache=True)
 def _axpy(a, x, y):
     """y += a x for 1-D views of equal length (views let the loop vectorise)."""
     for i in range(y.shape[0]):
@@ -71,19 +93,25 @@ def _axpy(a, x, y):
 
 @njit(cache=True)
 def fill_transposes(w, wt, edges):
-    """wt[block] = transpose of w[block] for every edge block (cols x rows)."""
+    """wt[block] = transpose of w[block] (cols x rows) for every block with few columns.
+
+    Only blocks with cols < _AXPY_MIN are read transposed (by :func:`forward`'s axpy form
+    and :func:`backward`'s dot form); wide blocks are always read row by row.
+    """
     for e in range(edges.shape[0]):
         off, rows, cols = edges[e, 0], edges[e, 1], edges[e, 2]
-        for r in range(rows):
-            for c in range(cols):
-                wt[off + c * rows + r] = w[off + r * cols + c]
+        if cols < _AXPY_MIN:
+            for r in range(rows):
+                for c in range(cols):
+                    wt[off + c * rows + r] = w[off + r * cols + c]
 
 
 @njit(cache=True)
 def forward(w, wt, edges, nodes, A, m, slope, use_bias):
-    """Fill every computed node's columns of A[:m] from its sources.
+    """Sample-major forward pass: fill every computed node's columns of A[:m].
 
-    A : (m_max, U) sample-major activations; input columns already filled.
+    A : (m_max, U), one row per sample (or per basis vector on the moment path); the
+    input columns are filled by the caller.
     """
     for j in range(nodes.shape[0]):
         c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
@@ -96,7 +124,7 @@ def forward(w, wt, edges, nodes, A, m, slope, use_bias):
             if edges[e, 4] != j:
                 continue
             off, rows, cols, sc0 = edges[e, 0], edges[e, 1], edges[e, 2], nodes[edges[e, 3], 0]
-            if rows >= _AXPY_MIN:
+            if cols < _AXPY_MIN:
                 for s in range(m):
                     z = A[s, c0:c0 + rows]                       # (rows,)
                     a_src = A[s, sc0:sc0 + cols]                 # (cols,)
@@ -117,88 +145,142 @@ def forward(w, wt, edges, nodes, A, m, slope, use_bias):
 
 
 @njit(cache=True)
-def backward(w, wt, edges, nodes, A, Dl, m, slope, use_bias, g, gt):
-    """Back-propagate the output error in Dl[:m] and accumulate weight gradients.
+def backward(w, wt, edges, nodes, A, Dl, m, target, coef, decay):
+    """Sample-major backward pass of a linear net (the moment path).
 
-    Dl : (m_max, U) errors dL/dZ, same layout as A; the output node's columns filled.
-    g  : (P,) gradient accumulator in the weights' layout (rows x cols).
-    gt : (P,) accumulator for blocks summed in transposed layout (cols x rows).
+    Adds ``coef`` times the loss gradient to ``target``: either a gradient buffer
+    (coef 1, decay 0), or the weights themselves (target is w, coef −lr): the update is
+    then fused into the pass, each block updated right after its error has been sent
+    down with its old weights, and first multiplied by (1 − decay) for weight decay.
+
+    Dl : (m_max, U) errors, same layout as A; the output node's columns filled.
     """
-    n_nodes = nodes.shape[0]
-    out = n_nodes - 1
+    out = nodes.shape[0] - 1
     for s in range(m):
         for j in range(out):
             if nodes[j, 3] != 0:
                 for r in range(nodes[j, 1]):
                     Dl[s, nodes[j, 0] + r] = 0.0
     for j in range(out, -1, -1):
-        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
+        c0, kind = nodes[j, 0], nodes[j, 3]
         if kind == 0:
             continue
-        if kind == 1 and slope != 1.0:
-            for s in range(m):
-                for r in range(units):
-                    if not A[s, c0 + r] > 0.0:
-                        Dl[s, c0 + r] *= slope
-        if use_bias and boff >= 0:
-            for s in range(m):
-                for r in range(units):
-                    g[boff + r] += Dl[s, c0 + r]
         for e in range(edges.shape[0]):
             if edges[e, 4] != j:
                 continue
             off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
             sc0 = nodes[src, 0]
-            # weight gradient dW[r, c] = sum_s Dl[s, r] A[s, c], accumulated in sample order
-            if cols >= rows:
-                for s in range(m):
-                    a_src = A[s, sc0:sc0 + cols]
-                    d = Dl[s, c0:c0 + rows]
-                    for r in range(rows):
-                        if d[r] != 0.0:
-                            _axpy(d[r], a_src, g[off + r * cols:off + (r + 1) * cols])
-            else:
-                for s in range(m):
-                    a_src = A[s, sc0:sc0 + cols]
-                    d = Dl[s, c0:c0 + rows]
-                    for c in range(cols):
-                        if a_src[c] != 0.0:
-                            _axpy(a_src[c], d, gt[off + c * rows:off + (c + 1) * rows])
-            if nodes[src, 3] == 0:
-                continue
-            # error to the source: Dl[s, src] += W^T Dl[s, dst]
-            if cols >= _AXPY_MIN:
-                for s in range(m):
-                    d = Dl[s, c0:c0 + rows]
-                    d_src = Dl[s, sc0:sc0 + cols]
-                    for r in range(rows):
-                        if d[r] != 0.0:
-                            _axpy(d[r], w[off + r * cols:off + (r + 1) * cols], d_src)
-            else:
+            pass_down = nodes[src, 3] != 0
+            if pass_down and cols < _AXPY_MIN:              # narrow block: Dl[s, src] = W^T Dl[s, j]
                 for s in range(m):
                     d = Dl[s, c0:c0 + rows]
                     for c in range(cols):
                         Dl[s, sc0 + c] += _dot(d, wt[off + c * rows:off + (c + 1) * rows])
+            for r in range(rows):                          # one pass over the block, row by row
+                w_row = w[off + r * cols:off + (r + 1) * cols]
+                t_row = target[off + r * cols:off + (r + 1) * cols]
+                if pass_down and cols >= _AXPY_MIN:
+                    for s in range(m):
+                        if Dl[s, c0 + r] != 0.0:
+                            _axpy(Dl[s, c0 + r], w_row, Dl[s, sc0:sc0 + cols])
+                if decay != 0.0:
+                    for c in range(cols):
+                        t_row[c] -= decay * t_row[c]
+                for s in range(m):
+                    if Dl[s, c0 + r] != 0.0:
+                        _axpy(coef * Dl[s, c0 + r], A[s, sc0:sc0 + cols], t_row)
 
 
 @njit(cache=True)
-def combine(g, gt, edges, use_bias, nodes, out):
-    """out += g + transpose(gt) blockwise (each block used one of the two layouts)."""
-    for e in range(edges.shape[0]):
-        off, rows, cols = edges[e, 0], edges[e, 1], edges[e, 2]
-        if cols >= rows:
-            for i in range(rows * cols):
-                out[off + i] += g[off + i]
+def _accumulate(first, last, b, wv, x, z, a, slope):
+    """One term of a feature-major sum, fused with its neighbours' passes.
+
+    z = (b if first else z) + wv·x, then, if ``last`` and slope != 1, either the leaky ReLU
+    (``a`` is None: forward) or its derivative at the activations ``a`` (backward).
+    """
+    if first:
+        for s in range(z.shape[0]):
+            z[s] = b + wv * x[s]
+    elif wv != 0.0:                                              # exact: skips adding 0·x
+        _axpy(wv, x, z)
+    if last and slope != 1.0:
+        if a is None:
+            for s in range(z.shape[0]):
+                if z[s] < 0.0:
+                    z[s] *= slope
         else:
-            for r in range(rows):
+            for s in range(z.shape[0]):
+                if not a[s] > 0.0:
+                    z[s] *= slope
+
+
+@njit(cache=True)
+def _last_edge(edges, j):
+    last = -1
+    for e in range(edges.shape[0]):
+        if edges[e, 4] == j:
+            last = e
+    return last
+
+
+@njit(cache=True)
+def forward_fm(w, edges, nodes, A, m, slope, use_bias):
+    """Feature-major forward pass over a chunk of samples (the sample path).
+
+    A : (U, m_max), one row per unit, one column per sample; input rows filled by the
+    caller. Each row is built in place (bias plus one axpy per incoming weight) and
+    activated in the same pass as its last term, while it is in cache.
+    """
+    for j in range(nodes.shape[0]):
+        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
+        if kind == 0:
+            continue
+        e_last = _last_edge(edges, j)
+        act = slope if kind == 1 else 1.0
+        for r in range(units):
+            z = A[c0 + r, :m]                                    # (m,)
+            b = w[boff + r] if (use_bias and boff >= 0) else 0.0
+            first = True
+            for e in range(e_last + 1):
+                if edges[e, 4] != j:
+                    continue
+                off, cols, sc0 = edges[e, 0], edges[e, 2], nodes[edges[e, 3], 0]
                 for c in range(cols):
-                    out[off + r * cols + c] += gt[off + c * rows + r]
-    if use_bias:
-        for j in range(nodes.shape[0]):
-            boff = nodes[j, 2]
-            if boff >= 0:
-                for r in range(nodes[j, 1]):
-                    out[boff + r] += g[boff + r]
+                    _accumulate(first, e == e_last and c == cols - 1, b, w[off + r * cols + c],
+                                A[sc0 + c, :m], z, None, act)
+                    first = False
+
+
+@njit(cache=True)
+def backward_fm(w, edges, nodes, A, Dl, m, slope, use_bias, g):
+    """Feature-major backward pass over a chunk; accumulates weight gradients into g.
+
+    Dl : (U, m_max) errors dL/dZ; the output node's rows filled by the caller. Every
+    computed node feeds exactly one edge (true of the whole FusionNet family), so each
+    source row is written once, complete, and multiplied by φ' in the same pass.
+    """
+    for j in range(nodes.shape[0] - 1, -1, -1):
+        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
+        if kind == 0:
+            continue
+        if use_bias and boff >= 0:
+            for r in range(units):
+                g[boff + r] += _sum(Dl[c0 + r, :m])
+        for e in range(edges.shape[0]):
+            if edges[e, 4] != j:
+                continue
+            off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
+            sc0 = nodes[src, 0]
+            for r in range(rows):
+                d = Dl[c0 + r, :m]
+                for c in range(cols):
+                    g[off + r * cols + c] += _dot(d, A[sc0 + c, :m])
+            if nodes[src, 3] == 0:
+                continue
+            for c in range(cols):                                # Dl[src] = φ'(A[src]) · Wᵀ Dl[j]
+                for r in range(rows):
+                    _accumulate(r == 0, r == rows - 1, 0.0, w[off + r * cols + c], Dl[c0 + r, :m],
+                                Dl[sc0 + c, :m], A[sc0 + c, :m], slope)
 
 
 @njit(cache=True)
@@ -222,36 +304,37 @@ def _output_error(loss_kind, yhat, y, inv_n):
 
 
 @njit(cache=True)
-def sample_grad(w, wt, edges, nodes, X, Y, start, stop, chunk, A, Dl, g, gt,
+def sample_grad(w, edges, nodes, Xt, Yt, start, stop, chunk, A, Dl, g,
                 slope, use_bias, loss_kind, inv_n):
-    """Loss and gradient (into g, gt) of samples start..stop, chunk by chunk.
+    """Loss and gradient (into g) of samples start..stop, chunk by chunk, feature-major.
 
-    X : (n, D), Y : (n, out). Returns the sum of the samples' losses times inv_n.
+    Xt : (D, n), Yt : (out, n); A, Dl : (U, chunk). Returns the sum of the samples'
+    losses times inv_n.
     """
-    D = X.shape[1]
-    n_out = Y.shape[1]
+    D = Xt.shape[0]
+    n_out = Yt.shape[0]
     oc = nodes[nodes.shape[0] - 1, 0]
     total = 0.0
     for s0 in range(start, stop, chunk):
         m = min(chunk, stop - s0)
-        for s in range(m):
-            for d in range(D):
-                A[s, d] = X[s0 + s, d]
-        forward(w, wt, edges, nodes, A, m, slope, use_bias)
-        for s in range(m):
-            for o in range(n_out):
-                ell, dl = _output_error(loss_kind, A[s, oc + o], Y[s0 + s, o], inv_n)
+        for d in range(D):
+            A[d, :m] = Xt[d, s0:s0 + m]
+        forward_fm(w, edges, nodes, A, m, slope, use_bias)
+        for o in range(n_out):
+            for s in range(m):
+                ell, dl = _output_error(loss_kind, A[oc + o, s], Yt[o, s0 + s], inv_n)
                 total += ell
-                Dl[s, oc + o] = dl
-        backward(w, wt, edges, nodes, A, Dl, m, slope, use_bias, g, gt)
+                Dl[oc + o, s] = dl
+        backward_fm(w, edges, nodes, A, Dl, m, slope, use_bias, g)
     return total
 
 
 @njit(cache=True)
-def moment_grad(w, wt, edges, nodes, sxx, syx, syy, A, Dl, g, gt):
-    """Loss and gradient (into g, gt) of a linear net from the moments alone.
+def moment_forward(w, wt, edges, nodes, sxx, syx, syy, A, Dl):
+    """Loss of a linear net from the moments; leaves W_totᵀ in A and the output error in Dl.
 
-    Loss = ½ syy − tr(W_tot Σyxᵀ) + ½ tr(W_tot Σxx W_totᵀ). A, Dl : (D, U).
+    Loss = ½ syy − tr(W_tot Σyxᵀ) + ½ tr(W_tot Σxx W_totᵀ); output error
+    (W_tot Σxx − Σyx)ᵀ. A, Dl : (D, U); wt must hold the narrow blocks' transposes.
     """
     D = sxx.shape[0]
     n_out = syx.shape[0]
@@ -268,7 +351,6 @@ def moment_grad(w, wt, edges, nodes, sxx, syx, syy, A, Dl, g, gt):
                 r += sxx[s, d] * A[d, oc + o]
             Dl[s, oc + o] = r                             # (W_tot Σxx − Σyx)[o, s]
             acc += A[s, oc + o] * (r - syx[o, s])
-    backward(w, wt, edges, nodes, A, Dl, D, 1.0, False, g, gt)
     return 0.5 * acc
 
 
@@ -345,18 +427,13 @@ def train_moments(W, sxx, syx, syy, lr, wd, edges, nodes, n_units, n_epochs, rec
         q = min(np.int64(r), Rd - 1)
         w = W[r]
         wt = np.empty(P)
-        g = np.empty(P)
-        gt = np.empty(P)
-        grad = np.empty(P)
         A = np.empty((D, n_units))
         Dl = np.empty((D, n_units))
         wtot = np.empty((n_out, D))
         oc = nodes[nodes.shape[0] - 1, 0]
         for k in range(n_epochs + 1):
             fill_transposes(w, wt, edges)
-            g[:] = 0.0
-            gt[:] = 0.0
-            loss = moment_grad(w, wt, edges, nodes, sxx[q], syx[q], syy[q], A, Dl, g, gt)
+            loss = moment_forward(w, wt, edges, nodes, sxx[q], syx[q], syy[q], A, Dl)
             rec, st = _decide(k, loss, n_epochs, record_every, tol)
             if rec:
                 for o in range(n_out):
@@ -367,43 +444,36 @@ def train_moments(W, sxx, syx, syy, lr, wd, edges, nodes, n_units, n_epochs, rec
             if st >= 0:
                 status[r] = st
                 break
-            grad[:] = 0.0
-            combine(g, gt, edges, False, nodes, grad)
-            _step(w, grad, lr[r], wd[r])
+            backward(w, wt, edges, nodes, A, Dl, D, w, -lr[r], lr[r] * wd[r])
 
 
 @njit(parallel=True, cache=True)
-def train_samples(W, X, Y, lr, wd, edges, nodes, n_units, slope, use_bias, loss_kind,
+def train_samples(W, Xt, Yt, lr, wd, edges, nodes, n_units, slope, use_bias, loss_kind,
                   n_groups, chunk, n_threads, n_epochs, record_every, tol, has_pop, sigma, w_star,
                   rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
     """Train R nets on their samples; every (run, sample group) pair is a parallel task.
 
-    X : (Rd, n, D), Y : (Rd, n, out) with Rd in {1, R}. The n samples are split into
-    ``n_groups`` fixed contiguous groups; their gradients are summed in group order, so
-    results do not depend on the number of threads or on R. ``n_threads`` bounds the
-    thread ids (per-thread scratch); pass :func:`max_threads`.
+    Xt : (Rd, D, n), Yt : (Rd, out, n) feature-major, Rd in {1, R}. The n samples are
+    split into ``n_groups`` fixed contiguous groups; their gradients are summed in group
+    order, so results do not depend on the number of threads or on R. ``n_threads``
+    bounds the thread ids (per-thread scratch); pass :func:`max_threads`.
     """
     R, P = W.shape
-    n, D = X.shape[1], X.shape[2]
-    n_out = Y.shape[2]
-    Rd = X.shape[0]
+    D, n = Xt.shape[1], Xt.shape[2]
+    n_out = Yt.shape[1]
+    Rd = Xt.shape[0]
     G = n_groups
-    T = n_threads
     WT = np.empty((R, P))
     GG = np.empty((R * G, P))
-    GT = np.empty((R * G, P))
     LL = np.empty(R * G)
-    SA = np.empty((T, chunk, n_units))
-    SD = np.empty((T, chunk, n_units))
+    SA = np.empty((n_threads, n_units, chunk))
+    SD = np.empty((n_threads, n_units, chunk))
     EA = np.empty((R, D, n_units))
     WTOT = np.empty((R, n_out, D))
     GRAD = np.empty((R, P))
     active = np.ones(R, dtype=np.bool_)
     inv_n = 1.0 / n
     for k in range(n_epochs + 1):
-        for r in prange(R):
-            if active[r]:
-                fill_transposes(W[r], WT[r], edges)
         for item in prange(R * G):
             r = item // G
             if not active[r]:
@@ -412,11 +482,10 @@ def train_samples(W, X, Y, lr, wd, edges, nodes, n_units, slope, use_bias, loss_
             grp = item % G
             t = numba.get_thread_id()
             GG[item, :] = 0.0
-            GT[item, :] = 0.0
             start = (grp * n) // G
             stop = ((grp + 1) * n) // G
-            LL[item] = sample_grad(W[r], WT[r], edges, nodes, X[q], Y[q], start, stop, chunk,
-                                   SA[t], SD[t], GG[item], GT[item], slope, use_bias, loss_kind, inv_n)
+            LL[item] = sample_grad(W[r], edges, nodes, Xt[q], Yt[q], start, stop, chunk,
+                                   SA[t], SD[t], GG[item], slope, use_bias, loss_kind, inv_n)
         for r in prange(R):
             if not active[r]:
                 continue
@@ -426,6 +495,7 @@ def train_samples(W, X, Y, lr, wd, edges, nodes, n_units, slope, use_bias, loss_
                 loss += LL[r * G + grp]
             rec, st = _decide(k, loss, n_epochs, record_every, tol)
             if rec:
+                fill_transposes(W[r], WT[r], edges)
                 end_to_end(W[r], WT[r], edges, nodes, EA[r], D, WTOT[r])
                 _record(r, k, loss, WTOT[r], has_pop, sigma[q], w_star[q],
                         rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
@@ -433,9 +503,9 @@ def train_samples(W, X, Y, lr, wd, edges, nodes, n_units, slope, use_bias, loss_
                 status[r] = st
                 active[r] = False
                 continue
-            GRAD[r, :] = 0.0
-            for grp in range(G):
-                combine(GG[r * G + grp], GT[r * G + grp], edges, use_bias, nodes, GRAD[r])
+            GRAD[r, :] = GG[r * G]
+            for grp in range(1, G):
+                GRAD[r, :] += GG[r * G + grp]
             _step(W[r], GRAD[r], lr[r], wd[r])
         any_active = False
         for r in range(R):
@@ -445,34 +515,28 @@ def train_samples(W, X, Y, lr, wd, edges, nodes, n_units, slope, use_bias, loss_
 
 
 @njit(cache=True)
-def loss_grad_samples(w, edges, nodes, n_units, X, Y, slope, use_bias, loss_kind, chunk):
-    """Loss and gradient of one network on its samples (one group), for tests and tools."""
-    P = w.shape[0]
-    wt = np.empty(P)
-    g = np.zeros(P)
-    gt = np.zeros(P)
-    grad = np.zeros(P)
-    A = np.empty((chunk, n_units))
-    Dl = np.empty((chunk, n_units))
-    fill_transposes(w, wt, edges)
-    loss = sample_grad(w, wt, edges, nodes, X, Y, 0, X.shape[0], chunk, A, Dl, g, gt,
-                       slope, use_bias, loss_kind, 1.0 / X.shape[0])
-    combine(g, gt, edges, use_bias, nodes, grad)
-    return loss, grad
+def loss_grad_samples(w, edges, nodes, n_units, Xt, Yt, slope, use_bias, loss_kind, chunk):
+    """Loss and gradient of one network on its samples (one group), for tests and tools.
+
+    Xt : (D, n), Yt : (out, n) feature-major.
+    """
+    g = np.zeros(w.shape[0])
+    A = np.empty((n_units, chunk))
+    Dl = np.empty((n_units, chunk))
+    loss = sample_grad(w, edges, nodes, Xt, Yt, 0, Xt.shape[1], chunk, A, Dl, g,
+                       slope, use_bias, loss_kind, 1.0 / Xt.shape[1])
+    return loss, g
 
 
 @njit(cache=True)
 def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, syy):
     """Loss and gradient of one linear network from the moments, for tests and tools."""
-    P = w.shape[0]
     D = sxx.shape[0]
-    wt = np.empty(P)
-    g = np.zeros(P)
-    gt = np.zeros(P)
-    grad = np.zeros(P)
+    wt = np.empty(w.shape[0])
+    g = np.zeros(w.shape[0])
     A = np.empty((D, n_units))
     Dl = np.empty((D, n_units))
     fill_transposes(w, wt, edges)
-    loss = moment_grad(w, wt, edges, nodes, sxx, syx, syy, A, Dl, g, gt)
-    combine(g, gt, edges, False, nodes, grad)
-    return loss, grad
+    loss = moment_forward(w, wt, edges, nodes, sxx, syx, syy, A, Dl)
+    backward(w, wt, edges, nodes, A, Dl, D, g, 1.0, 0.0)
+    return loss, g

@@ -28,7 +28,11 @@ __all__ = ["TrainResult", "train", "train_many", "loss_and_grad", "stability_bou
 LOSSES = {"mse": K.LOSS_MSE, "exponential": K.LOSS_EXP, "logistic": K.LOSS_LOGISTIC}
 _STATUS = {K.STATUS_COMPLETED: "completed", K.STATUS_CONVERGED: "converged", K.STATUS_DIVERGED: "diverged"}
 _GROUP = 1024     # samples per parallel group on the sample path (fixed: results do not depend on threads)
-_CHUNK = 128      # samples per cache-resident chunk inside a group
+
+
+def _chunk(n_units):
+    """Samples per cache-resident chunk: activations and errors of a chunk fit in ~1 MiB."""
+    return int(min(512, max(16, (65536 // n_units) // 8 * 8)))
 
 
 @dataclass(frozen=True)
@@ -267,8 +271,9 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
     if path == "moment":
         mo = _moments_of(data)
         return K.loss_grad_moments(w, edges, nodes, n_units, mo.sxx, mo.syx, mo.syy)
-    return K.loss_grad_samples(w, edges, nodes, n_units, data.x, data.y, net.slope, net.bias,
-                               LOSSES[loss], _CHUNK)
+    return K.loss_grad_samples(w, edges, nodes, n_units, np.ascontiguousarray(data.x.T),
+                               np.ascontiguousarray(data.y.T), net.slope, net.bias, LOSSES[loss],
+                               _chunk(n_units))
 
 
 def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
@@ -411,12 +416,12 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
                         record_every, tol, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot,
                         rec_eg, n_rec, status)
     else:
-        X = np.stack([d.x for d in datas])
-        Y = np.stack([d.y for d in datas])
-        n = X.shape[1]
+        Xt = np.stack([d.x.T for d in datas])
+        Yt = np.stack([d.y.T for d in datas])
+        n = Xt.shape[2]
         groups = max(1, -(-n // _GROUP))
-        K.train_samples(W, X, Y, lrs, wds, edges, nodes, n_units, net.slope, net.bias, LOSSES[loss],
-                        groups, _CHUNK, K.max_threads(), epochs, record_every, tol, has_pop, sigma, w_star,
+        K.train_samples(W, Xt, Yt, lrs, wds, edges, nodes, n_units, net.slope, net.bias, LOSSES[loss],
+                        groups, _chunk(n_units), K.max_threads(), epochs, record_every, tol, has_pop, sigma, w_star,
                         rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status)
     results = []
     for r in range(R):
