@@ -403,7 +403,7 @@ def _decide(k, loss, n_epochs, record_every, tol):
     """(record?, status or -1 to continue) at epoch k with current loss."""
     if not np.isfinite(loss):
         return True, STATUS_DIVERGED
-    if loss < tol:
+    if tol > 0.0 and loss < tol:                 # tol 0: never (a loss at rounding level may be < 0)
         return True, STATUS_CONVERGED
     if k == n_epochs:
         return True, STATUS_COMPLETED

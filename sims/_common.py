@@ -33,6 +33,8 @@ COLORS = {"a": "tab:blue", "b": "tab:pink", "loss": "black", "eg": "tab:green",
           "early": "tab:orange", "late": "tab:purple"}
 THEORY_STYLE = dict(color="black", linestyle="--", linewidth=1.2)
 FUSION_COLORS = {1: "tab:red", 2: "tab:orange", 3: "tab:green", 4: "tab:blue"}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def base_parser(name, description, *, workers=False):
@@ -141,6 +143,7 @@ def atomic_write(path, data, mode="wb"):
     try:
         with os.fdopen(fd, mode) as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp creates 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
