@@ -758,10 +758,20 @@ class _Serial:
 
 
 class _Pool:
-    """Local worker processes ('spawn': numba's threading layers are not fork-safe)."""
+    """Local worker processes ('spawn': numba's threading layers are not fork-safe).
+
+    Workers get single-threaded BLAS: with several workers on few cores, BLAS threads in
+    every worker oversubscribe the machine (numba's threads are set per batch instead).
+    """
+
+    _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
     def __init__(self, n):
         self.slots = n
+        # Children are spawned on demand and copy the environment when they start, so it
+        # stays set while the pool lives (this process's BLAS is loaded already).
+        self.saved_env = {k: os.environ.get(k) for k in self._BLAS_ENV}
+        os.environ.update({k: "1" for k in self._BLAS_ENV})
         self.ex = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, task):
@@ -775,6 +785,11 @@ class _Pool:
 
     def close(self, abort=False):
         self.ex.shutdown(wait=not abort, cancel_futures=True)
+        for k, v in self.saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class _Dask:
