@@ -26,9 +26,17 @@ product with four fixed partial sums. Loop orders depend only on shapes, and sum
 samples run in a fixed order (fixed sample groups, summed in group order), so a run gives
 the same bits whether it is trained alone, in parallel groups, or inside a batch.
 """
-import numba
-import numpy as np
-from numba import njit, prange
+import os
+
+# The sample path opens parallel regions every epoch. OpenMP's default busy-waiting makes
+# them many times slower than one thread when other processes use the cores (measured:
+# 21 ms against 3.3 ms per epoch); passive waiting costs little on an idle machine. Set
+# before numba loads its OpenMP pool; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 LOSS_MSE, LOSS_EXP, LOSS_LOGISTIC = 0, 1, 2
 STATUS_COMPLETED, STATUS_CONVERGED, STATUS_DIVERGED = 0, 1, 2
