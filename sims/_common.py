@@ -300,3 +300,13 @@ def fail(message):
     """Print an error for a run that could not produce its figure, and return exit status 1."""
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def parse_quick(p, argv, quick, check=None):
+    """:func:`finish_args` where ``--quick`` changes the defaults in ``quick`` (dest -> value).
+
+    Options given explicitly on the command line still win over the quick values.
+    """
+    if "--quick" in (sys.argv[1:] if argv is None else list(argv)):
+        p.set_defaults(**quick)
+    return finish_args(p, argv, check)
