@@ -330,11 +330,14 @@ def sample_grad(w, edges, nodes, Xt, Yt, start, stop, chunk, A, Dl, g,
 
 
 @njit(cache=True)
-def moment_forward(w, wt, edges, nodes, sxx, syx, syy, A, Dl):
+def moment_forward(w, wt, edges, nodes, sxx, syx, w_ls, loss_min, A, Dl):
     """Loss of a linear net from the moments; leaves W_totᵀ in A and the output error in Dl.
 
-    Loss = ½ syy − tr(W_tot Σyxᵀ) + ½ tr(W_tot Σxx W_totᵀ); output error
-    (W_tot Σxx − Σyx)ᵀ. A, Dl : (D, U); wt must hold the narrow blocks' transposes.
+    Loss = L_min + ½ tr((W_tot − W_ls) Σxx (W_tot − W_ls)ᵀ), with W_ls the least-squares
+    solution and L_min its loss: the same quadratic as ½<y²> − tr(W_tot Σyxᵀ) +
+    ½ tr(W_tot Σxx W_totᵀ), but without its cancellation near the minimum (where that form
+    rounds to ±1e-16 and can come out negative). Output error (W_tot Σxx − Σyx)ᵀ.
+    A, Dl : (D, U); wt must hold the narrow blocks' transposes.
     """
     D = sxx.shape[0]
     n_out = syx.shape[0]
@@ -343,15 +346,17 @@ def moment_forward(w, wt, edges, nodes, sxx, syx, syy, A, Dl):
         for d in range(D):
             A[s, d] = 1.0 if s == d else 0.0
     forward(w, wt, edges, nodes, A, D, 1.0, False)      # A[s, oc+o] = W_tot[o, s]
-    acc = syy
+    acc = 0.0
     for o in range(n_out):
         for s in range(D):
             r = -syx[o, s]
+            q = 0.0
             for d in range(D):
                 r += sxx[s, d] * A[d, oc + o]
+                q += sxx[s, d] * (A[d, oc + o] - w_ls[o, d])
             Dl[s, oc + o] = r                             # (W_tot Σxx − Σyx)[o, s]
-            acc += A[s, oc + o] * (r - syx[o, s])
-    return 0.5 * acc
+            acc += (A[s, oc + o] - w_ls[o, s]) * q
+    return loss_min + 0.5 * acc
 
 
 @njit(cache=True)
@@ -384,6 +389,7 @@ def _gen_error(wtot, sigma, w_star):
 
 @njit(cache=True)
 def _record(r, k, loss, wtot, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec):
+    """Append epoch k's loss, W_tot and (when has_pop) E_g to run r's records."""
     i = n_rec[r]
     rec_epoch[r, i] = k
     rec_loss[r, i] = loss
@@ -411,13 +417,14 @@ def _decide(k, loss, n_epochs, record_every, tol):
 
 
 @njit(parallel=True, cache=True)
-def train_moments(W, sxx, syx, syy, lr, wd, edges, nodes, n_units, n_epochs, record_every, tol,
-                  has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
+def train_moments(W, sxx, syx, w_ls, loss_min, lr, wd, edges, nodes, n_units, n_epochs, record_every,
+                  tol, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
     """Train R linear nets on the moment path, one run per parallel task.
 
     W : (R, P) initial weights, overwritten with the final ones. sxx : (Rd, D, D),
-    syx : (Rd, out, D), syy : (Rd,), sigma : (Rd, D, D), w_star : (Rd, out, D) with Rd in
-    {1, R}. lr, wd : (R,). Records go to rec_* (R, n_max, ...); n_rec, status : (R,).
+    syx, w_ls : (Rd, out, D), loss_min, has_pop : (Rd,), sigma : (Rd, D, D),
+    w_star : (Rd, out, D) with Rd in {1, R}. lr, wd : (R,). Records go to rec_*
+    (R, n_max, ...); n_rec, status : (R,).
     """
     R, P = W.shape
     D = sxx.shape[1]
@@ -433,13 +440,13 @@ def train_moments(W, sxx, syx, syy, lr, wd, edges, nodes, n_units, n_epochs, rec
         oc = nodes[nodes.shape[0] - 1, 0]
         for k in range(n_epochs + 1):
             fill_transposes(w, wt, edges)
-            loss = moment_forward(w, wt, edges, nodes, sxx[q], syx[q], syy[q], A, Dl)
+            loss = moment_forward(w, wt, edges, nodes, sxx[q], syx[q], w_ls[q], loss_min[q], A, Dl)
             rec, st = _decide(k, loss, n_epochs, record_every, tol)
             if rec:
                 for o in range(n_out):
                     for d in range(D):
                         wtot[o, d] = A[d, oc + o]
-                _record(r, k, loss, wtot, has_pop, sigma[q], w_star[q],
+                _record(r, k, loss, wtot, has_pop[q], sigma[q], w_star[q],
                         rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
             if st >= 0:
                 status[r] = st
@@ -454,7 +461,7 @@ def train_samples(W, Xt, Yt, lr, wd, edges, nodes, n_units, slope, use_bias, los
     """Train R nets on their samples; every (run, sample group) pair is a parallel task.
 
     Xt : (Rd, D, n), Yt : (Rd, out, n) feature-major, Rd in {1, R}. The n samples are
-    split into ``n_groups`` fixed contiguous groups; their gradients are summed in group
+    split into ``n_groups`` fixed contiguous groups (has_pop : (Rd,)); their gradients are summed in group
     order, so results do not depend on the number of threads or on R. ``n_threads``
     bounds the thread ids (per-thread scratch); pass :func:`max_threads`.
     """
@@ -497,7 +504,7 @@ def train_samples(W, Xt, Yt, lr, wd, edges, nodes, n_units, slope, use_bias, los
             if rec:
                 fill_transposes(W[r], WT[r], edges)
                 end_to_end(W[r], WT[r], edges, nodes, EA[r], D, WTOT[r])
-                _record(r, k, loss, WTOT[r], has_pop, sigma[q], w_star[q],
+                _record(r, k, loss, WTOT[r], has_pop[q], sigma[q], w_star[q],
                         rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
             if st >= 0:
                 status[r] = st
@@ -529,7 +536,7 @@ def loss_grad_samples(w, edges, nodes, n_units, Xt, Yt, slope, use_bias, loss_ki
 
 
 @njit(cache=True)
-def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, syy):
+def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, w_ls, loss_min):
     """Loss and gradient of one linear network from the moments, for tests and tools."""
     D = sxx.shape[0]
     wt = np.empty(w.shape[0])
@@ -537,6 +544,6 @@ def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, syy):
     A = np.empty((D, n_units))
     Dl = np.empty((D, n_units))
     fill_transposes(w, wt, edges)
-    loss = moment_forward(w, wt, edges, nodes, sxx, syx, syy, A, Dl)
+    loss = moment_forward(w, wt, edges, nodes, sxx, syx, w_ls, loss_min, A, Dl)
     backward(w, wt, edges, nodes, A, Dl, D, g, 1.0, 0.0)
     return loss, g

@@ -158,7 +158,14 @@ def _check_data(net, data, name="data"):
     if isinstance(data, Moments):
         sxx = check_array(f"{name}.sxx", data.sxx, ndim=2, shape=(net.in_dim, net.in_dim))
         syx = check_array(f"{name}.syx", np.atleast_2d(data.syx), ndim=2, shape=(net.out_dim, net.in_dim))
-        return Moments(sxx, syx, check_scalar(f"{name}.syy", data.syy, lo=0.0))
+        mo = Moments(sxx, syx, check_scalar(f"{name}.syy", data.syy, lo=0.0))
+        scale = max(float(np.abs(sxx).max()), 1e-300)
+        if np.abs(sxx - sxx.T).max() > 1e-10 * scale or np.linalg.eigvalsh(sxx)[0] < -1e-10 * scale:
+            raise ValueError(f"{name}.sxx is not symmetric positive semi-definite, must be a second moment <x xᵀ>.")
+        # Moments of real data have Σyx in the row space of Σxx; others have no minimum.
+        if np.abs(_least_squares(mo)[0] @ sxx - syx).max() > 1e-6 * (np.abs(syx).max() + 1e-300):
+            raise ValueError(f"{name}.syx is not in the range of {name}.sxx, must be <y xᵀ> of the same data.")
+        return mo
     if not isinstance(data, Dataset):
         raise TypeError(f"{name} is a {type(data).__name__}, must be a Dataset (see linfusion.data) or Moments.")
     if data.in_dims != net.in_dims:
@@ -175,6 +182,15 @@ def _check_data(net, data, name="data"):
 
 def _moments_of(data):
     return data if isinstance(data, Moments) else data.moments()
+
+
+def _least_squares(mo):
+    """W_ls = Σyx Σxx⁺ (minimum norm) and its loss L_min = ½(<y²> − tr(W_ls Σyxᵀ)) >= 0.
+
+    The loss is clipped at 0: a noiseless fit's L_min is a rounding residue of either sign.
+    """
+    w_ls = np.linalg.lstsq(mo.sxx, mo.syx.T, rcond=None)[0].T
+    return w_ls, max(0.0, 0.5 * (mo.syy - float(np.sum(w_ls * mo.syx))))
 
 
 def stability_bound(net, data):
@@ -198,8 +214,7 @@ def stability_bound(net, data):
     lam = float(np.linalg.eigvalsh(mo.sxx)[-1])
     if lam <= 0.0:
         return np.inf
-    w_ls = np.linalg.lstsq(mo.sxx, mo.syx.T, rcond=None)[0].T
-    s = float(np.linalg.norm(w_ls))
+    s = float(np.linalg.norm(_least_squares(mo)[0]))
     L = net.depth
     return 2.0 / (L * lam * max(s, 1e-12) ** (2.0 - 2.0 / L))
 
@@ -221,8 +236,7 @@ def _initial_weights(net, data, init, scale, rng, align):
     if scale is None:
         scale = 1e-9 if init == "entry" else 0.1
     if init == "balanced" and align is None:
-        mo = _moments_of(data)
-        align = np.linalg.lstsq(mo.sxx, mo.syx.T, rcond=None)[0].T
+        align = _least_squares(_moments_of(data))[0]
     return net.init(init, scale, rng, align=align)
 
 
@@ -270,7 +284,7 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
     nodes, edges, n_units = graph(net)
     if path == "moment":
         mo = _moments_of(data)
-        return K.loss_grad_moments(w, edges, nodes, n_units, mo.sxx, mo.syx, mo.syy)
+        return K.loss_grad_moments(w, edges, nodes, n_units, mo.sxx, mo.syx, *_least_squares(mo))
     return K.loss_grad_samples(w, edges, nodes, n_units, np.ascontiguousarray(data.x.T),
                                np.ascontiguousarray(data.y.T), net.slope, net.bias, LOSSES[loss],
                                _chunk(n_units))
@@ -356,7 +370,9 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         raise ValueError("data is empty, must hold at least one Dataset.")
     datas = [_check_data(net, d, f"data[{i}]" if len(datas) > 1 else "data") for i, d in enumerate(datas)]
     rngs = list(rng) if isinstance(rng, (list, tuple)) else None
-    sizes = {len(datas)} | ({len(rngs)} if rngs else set()) | ({int(np.shape(w0)[0])} if w0 is not None else set())
+    if w0 is not None:
+        w0 = check_array("w0", np.atleast_2d(w0), ndim=2, shape=(None, net.n_params))
+    sizes = {len(datas)} | ({len(rngs)} if rngs else set()) | ({w0.shape[0]} if w0 is not None else set())
     sizes |= {np.size(lr)} | {np.size(weight_decay)} | ({n_runs} if n_runs else set())
     sizes.discard(1)
     if len(sizes) > 1:
@@ -374,7 +390,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         raise ValueError(f"data sets have different shapes {sorted(shapes)}, must all be equal in one batch.")
     # initial weights
     if w0 is not None:
-        W = check_array("w0", np.atleast_2d(w0), ndim=2, shape=(None, net.n_params)).copy()
+        W = w0.copy()
         if W.shape[0] == 1 and R > 1:
             W = np.repeat(W, R, axis=0)
     else:
@@ -394,14 +410,10 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
                           RuntimeWarning, stacklevel=2 if not _single else 3)
     nodes, edges, n_units = graph(net)
     D, n_out = net.in_dim, net.out_dim
-    pops = [(d.sigma, d.w_star) for d in datas if isinstance(d, Dataset)]
-    has_pop = bool(pops) and all(s is not None and ws is not None for s, ws in pops)
-    if has_pop:
-        sigma = np.stack([s for s, _ in pops])
-        w_star = np.stack([ws for _, ws in pops])
-    else:
-        sigma = np.zeros((1, D, D))
-        w_star = np.zeros((1, n_out, D))
+    has_pop = np.array([isinstance(d, Dataset) and d.sigma is not None and d.w_star is not None
+                        for d in datas])
+    sigma = np.stack([d.sigma if p else np.zeros((D, D)) for d, p in zip(datas, has_pop)])
+    w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     n_max = epochs // record_every + 2
     rec_epoch = np.zeros((R, n_max), dtype=np.int64)
     rec_loss = np.zeros((R, n_max))
@@ -411,8 +423,10 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     status = np.zeros(R, dtype=np.int64)
     if path == "moment":
         mos = [_moments_of(d) for d in datas]
+        fits = [_least_squares(m) for m in mos]
         K.train_moments(W, np.stack([m.sxx for m in mos]), np.stack([m.syx for m in mos]),
-                        np.array([m.syy for m in mos]), lrs, wds, edges, nodes, n_units, epochs,
+                        np.stack([f[0] for f in fits]), np.array([f[1] for f in fits]), lrs, wds,
+                        edges, nodes, n_units, epochs,
                         record_every, tol, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot,
                         rec_eg, n_rec, status)
     else:
@@ -441,6 +455,6 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         results.append(TrainResult(
             epochs=ep, loss=rec_loss[r, :m].copy(),
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
-            eg=rec_eg[r, :m].copy() if has_pop else None,
+            eg=rec_eg[r, :m].copy() if has_pop[r if len(datas) > 1 else 0] else None,
             w=W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
     return results

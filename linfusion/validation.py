@@ -103,7 +103,7 @@ def check_array(name, value, *, ndim=None, shape=None, finite=True, dtype=np.flo
             raise ValueError(f"{name} has {arr.ndim} dimensions (shape {arr.shape}), must have {rule}.")
     if shape is not None:
         if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
-            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
             raise ValueError(f"{name} has shape {arr.shape}, must have shape {want}.")
     if finite and arr.size and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))

@@ -1,0 +1,231 @@
+"""A slow, plainly written NumPy reference for the FusionNet family.
+
+Written independently of ``linfusion._kernels`` and ``linfusion.train``: it reads the
+weights through ``net.layout`` only, and then does ordinary layer-by-layer matrix products
+on the samples. It is the oracle the compiled kernels are tested against, so it favours
+clarity over speed (no moment path, no chunking, no transposed buffers).
+
+Conventions (THEORY.md §2, §4 and the engine's docstrings):
+
+- layers 1 .. L_f-1 are per-modality encoders, layer L_f sees all modalities through its
+  column blocks F_k, layers L_f+1 .. L are shared; the last layer has ``out_dim`` units;
+- a leaky ReLU φ(z) = z (z > 0), slope·z (z <= 0) follows every layer but the last; its
+  derivative at 0 is ``slope``;
+- losses are means over samples of sums over outputs: ½ (ŷ − y)², exp(−y ŷ),
+  log(1 + exp(−y ŷ));
+- one gradient-descent step is w ← w − lr (∇L(w) + λ w), weight decay on every parameter.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Weights", "read_weights", "forward", "loss_value", "loss_and_grad", "gd_step",
+           "train_reference", "w_tot", "as_inputs"]
+
+
+class Weights:
+    """Weight matrices and biases of one network, read from the flat vector.
+
+    ``W[(m, layer)]`` is the (rows, cols) matrix of modality ``m`` (-1 for shared) in
+    ``layer``; ``b[(m, layer)]`` is the bias vector, and ``off[...]`` / ``boff[...]`` the
+    offsets in the flat vector (so gradients can be written back).
+    """
+
+    def __init__(self, net, w):
+        self.W, self.b, self.off, self.boff = {}, {}, {}, {}
+        for off, rows, cols, mod, layer, kind in np.asarray(net.layout):
+            off, rows, cols, mod, layer, kind = (int(v) for v in (off, rows, cols, mod, layer, kind))
+            block = np.array(w[off:off + rows * cols], dtype=float)
+            if kind == 0:
+                self.W[(mod, layer)] = block.reshape(rows, cols)
+                self.off[(mod, layer)] = off
+            else:
+                self.b[(mod, layer)] = block
+                self.boff[(mod, layer)] = off
+
+
+def read_weights(net, w):
+    return Weights(net, w)
+
+
+def as_inputs(data):
+    """(list of per-modality arrays (n, d_k), targets (n, out)) from a Dataset."""
+    return [np.asarray(x, dtype=float) for x in data.xs], np.asarray(data.y, dtype=float)
+
+
+def _phi(z, slope):
+    return np.where(z > 0, z, slope * z)
+
+
+def _dphi(z, slope):
+    return np.where(z > 0, 1.0, slope)
+
+
+def _layer(h, W, b):
+    z = h @ W.T                          # (n, rows)
+    if b is not None:
+        z = z + b
+    return z
+
+
+def forward(net, w, xs):
+    """Forward pass on the samples.
+
+    Returns
+    -------
+    yhat : ndarray (n, out_dim)
+    cache : dict with per-modality encoder inputs / pre-activations, the fusion input list
+        and the shared-layer inputs / pre-activations, for the backward pass.
+    """
+    P = read_weights(net, w)
+    L, Lf, s = net.depth, net.fuse_depth, net.slope
+    enc_in, enc_z = {}, {}
+    fused_inputs = []
+    for k, x in enumerate(xs):
+        h = x
+        for layer in range(1, Lf):
+            enc_in[(k, layer)] = h
+            z = _layer(h, P.W[(k, layer)], P.b.get((k, layer)))
+            enc_z[(k, layer)] = z
+            h = _phi(z, s)
+        fused_inputs.append(h)
+    z = sum(h @ P.W[(k, Lf)].T for k, h in enumerate(fused_inputs))
+    if (-1, Lf) in P.b:
+        z = z + P.b[(-1, Lf)]
+    shared_in, shared_z = {}, {Lf: z}
+    for layer in range(Lf + 1, L + 1):
+        h = _phi(z, s)                    # every layer but the last has φ
+        shared_in[layer] = h
+        z = _layer(h, P.W[(-1, layer)], P.b.get((-1, layer)))
+        shared_z[layer] = z
+    cache = dict(P=P, enc_in=enc_in, enc_z=enc_z, fused_inputs=fused_inputs,
+                 shared_in=shared_in, shared_z=shared_z)
+    return z, cache
+
+
+def loss_value(kind, yhat, y):
+    """Loss (mean over samples, sum over outputs) and dL/dŷ."""
+    n = y.shape[0]
+    if kind == "mse":
+        d = yhat - y
+        return 0.5 * np.sum(d * d) / n, d / n
+    margin = y * yhat
+    if kind == "exponential":
+        e = np.exp(-margin)
+        return np.sum(e) / n, -y * e / n
+    if kind == "logistic":
+        # log(1 + exp(-m)) and its derivative -y / (1 + exp(m)), written stably
+        ell = np.logaddexp(0.0, -margin)
+        sig = np.exp(-np.logaddexp(0.0, margin))      # = 1 / (1 + e^m)
+        return np.sum(ell) / n, -y * sig / n
+    raise ValueError(kind)
+
+
+def loss_and_grad(net, w, xs, y, loss="mse"):
+    """Loss and flat gradient (no weight decay), by plain back-propagation."""
+    L, Lf, s = net.depth, net.fuse_depth, net.slope
+    yhat, c = forward(net, w, xs)
+    P = c["P"]
+    value, delta = loss_value(loss, yhat, y)          # delta = dL/dz of the top layer (n, out)
+    grad = np.zeros(net.n_params)
+
+    def put_w(key, G):
+        off = P.off[key]
+        grad[off:off + G.size] = G.ravel()
+
+    def put_b(key, d):
+        if key in P.boff:
+            off = P.boff[key]
+            grad[off:off + d.shape[1]] = d.sum(axis=0)
+
+    # shared layers, from the top down
+    for layer in range(L, Lf, -1):
+        h = c["shared_in"][layer]
+        put_w((-1, layer), delta.T @ h)
+        put_b((-1, layer), delta)
+        back = delta @ P.W[(-1, layer)]                # dL/dh (n, h)
+        delta = back * _dphi(c["shared_z"][layer - 1], s)
+    # fusion layer: one column block per modality, one shared bias
+    put_b((-1, Lf), delta)
+    for k, h in enumerate(c["fused_inputs"]):
+        put_w((k, Lf), delta.T @ h)
+        d = delta @ P.W[(k, Lf)]
+        for layer in range(Lf - 1, 0, -1):
+            d = d * _dphi(c["enc_z"][(k, layer)], s)
+            put_w((k, layer), d.T @ c["enc_in"][(k, layer)])
+            put_b((k, layer), d)
+            d = d @ P.W[(k, layer)]
+    return value, grad
+
+
+def gd_step(net, w, xs, y, lr, loss="mse", weight_decay=0.0):
+    """One full-batch gradient-descent step with weight decay on every parameter."""
+    _, g = loss_and_grad(net, w, xs, y, loss)
+    return w - lr * (g + weight_decay * w)
+
+
+def w_tot(net, w):
+    """End-to-end product of the weight matrices along each modality's path (list of (out, d_k))."""
+    P = read_weights(net, w)
+    post = np.eye(net.out_dim)
+    for layer in range(net.depth, net.fuse_depth, -1):
+        post = post @ P.W[(-1, layer)]
+    out = []
+    for k in range(net.n_modalities):
+        m = post @ P.W[(k, net.fuse_depth)]
+        for layer in range(net.fuse_depth - 1, 0, -1):
+            m = m @ P.W[(k, layer)]
+        out.append(m)
+    return out
+
+
+def train_reference(net, w0, xs, y, lr, epochs, loss="mse", weight_decay=0.0):
+    """Plain GD loop; records (before each update) the loss and W_tot at epochs 0..epochs."""
+    w = np.array(w0, dtype=float)
+    losses, wtots = [], []
+    for k in range(epochs + 1):
+        value, g = loss_and_grad(net, w, xs, y, loss)
+        losses.append(value)
+        wtots.append(np.concatenate(w_tot(net, w), axis=1))
+        if k == epochs:
+            break
+        w = w - lr * (g + weight_decay * w)
+    return dict(loss=np.array(losses), w_tot=np.array(wtots), w=w)
+
+
+# ---------------------------------------------------------------------- test utilities
+def random_weights(net, rng, gain=1.0, bias_scale=0.3):
+    """Weights of moderate size for gradient checks: entries N(0, gain²/fan_in), biases N(0, bias_scale²).
+
+    With unit-variance inputs every pre-activation is then O(1), so losses, gradients and
+    their finite differences are all O(1) and the checks are well conditioned.
+    """
+    rng = np.random.default_rng(rng)
+    w = np.zeros(net.n_params)
+    for off, rows, cols, mod, layer, kind in np.asarray(net.layout):
+        size = int(rows * cols)
+        if kind == 0:
+            w[off:off + size] = gain * rng.standard_normal(size) / np.sqrt(cols)
+        else:
+            w[off:off + size] = bias_scale * rng.standard_normal(size)
+    return w
+
+
+def activation_pattern(net, w, xs):
+    """Signs (z > 0) of every hidden pre-activation, concatenated: constant between kinks."""
+    _, c = forward(net, w, xs)
+    parts = [z > 0 for z in c["enc_z"].values()]
+    parts += [z > 0 for layer, z in c["shared_z"].items() if layer < net.depth]
+    return np.concatenate([p.ravel() for p in parts]) if parts else np.zeros(0, dtype=bool)
+
+
+def max_rel(a, b):
+    """max |a − b| / max |b|: an error relative to the scale of the whole array.
+
+    Used for trajectories and weight vectors whose entries cross zero, where an entrywise
+    relative error is meaningless.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = np.max(np.abs(b))
+    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a - b)))
