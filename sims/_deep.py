@@ -24,9 +24,10 @@ paper's ρ, r and init sweeps (worst: L_f = 2 at |ρ| = 0.9, where ratio − 1 i
 
 Times are measured with :func:`linfusion.analysis.measure` (``--convention``, default the
 paper's: the epoch nearest half of W_A^uni = 1 + ρ/r for A, nearest half of B's maximum for
-B); the chain's crossings are interpolated at the same thresholds. :func:`chain_times` is a vectorised form of
-:func:`theory.dynamics.chain_map` (same update, many chains at once, each stopped at its
-B crossing) so that a 180-run sweep is predicted in seconds; a test holds the two equal.
+B); the chain's crossings are interpolated at the same thresholds. All chains of a sweep run
+together through :func:`theory.dynamics.chain_map_many` (the batched form of
+:func:`theory.dynamics.chain_map`, one update rule for both), stopped once every chain has
+crossed B, so that a 180-run sweep is predicted in seconds.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import numpy as np
 from linfusion import analysis
 from linfusion.sweep import build as sweep_build
 from linfusion.sweep import run_sweep
+from theory.dynamics import chain_map_many
 
 from . import _common as C
 
@@ -162,22 +164,13 @@ def chain_signs(sxx, syx):
     return np.where(sol < 0, -1.0, 1.0)
 
 
-def _others(x):
-    """Product of the other entries along the last axis (exact when an entry is 0)."""
-    left = np.ones_like(x)
-    right = np.ones_like(x)
-    if x.shape[-1] > 1:
-        left[..., 1:] = np.cumprod(x[..., :-1], axis=-1)
-        right[..., :-1] = np.cumprod(x[..., :0:-1], axis=-1)[..., ::-1]
-    return left * right
-
-
 def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
-    """Crossing epochs of many aligned rank-one chains under gradient descent at rate lr.
+    """Crossing epochs of many aligned rank-one chains: :func:`theory.dynamics.chain_map_many`.
 
-    The update is that of :func:`theory.dynamics.chain_map`: every layer scalar gains
-    η g_X ∂W_X/∂a, with W_X = Π(shared) · Π(pre-fusion of X) and g = Σ_yx − W Σ. Chains
-    run together until all have crossed (``stop``) or ``max_epochs``.
+    A thin adapter of the sweep's arrays to the theory's batched chain map (the one
+    implementation of the chain's update, shared with :func:`theory.dynamics.chain_map`):
+    the depth is read off the shapes, the crossing compares W_X times the sign of its
+    eventual weight ('projection') with the run's own thresholds.
 
     Parameters
     ----------
@@ -201,35 +194,14 @@ def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
         First upward crossing epochs of W_A and W_B, linearly interpolated; NaN where not
         reached within ``max_epochs``.
     """
-    pre = np.array(pre, dtype=float)
-    post = np.array(post, dtype=float)
-    sxx = np.asarray(sxx, dtype=float)
-    syx = np.asarray(syx, dtype=float)
-    thr = np.stack([np.asarray(thr_a, dtype=float), np.asarray(thr_b, dtype=float)], axis=1)
-    n = pre.shape[0]
-    t = np.full((n, 2), np.nan)
-    w_prev = None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for step in range(int(max_epochs) + 1):
-            c_all = np.prod(post, axis=1)                      # (N,)
-            p = np.prod(pre, axis=2)                           # (N, 2)
-            w = c_all[:, None] * p                             # (N, 2): W_A, W_B
-            hit = np.isnan(t) & (w >= thr)
-            if hit.any():
-                if w_prev is None:
-                    t[hit] = 0.0
-                else:
-                    t[hit] = step - 1 + (thr[hit] - w_prev[hit]) / (w[hit] - w_prev[hit])
-            if not np.isnan(t[:, stop]).any() or step == max_epochs:
-                break
-            g = syx - np.einsum("nk,nkj->nj", w, sxx)          # (N, 2)
-            f = lr * g * c_all[:, None]                        # (N, 2)
-            h = lr * np.sum(g * p, axis=1)                     # (N,)
-            if post.shape[1]:
-                post = post + h[:, None] * _others(post)
-            pre = pre + f[:, :, None] * _others(pre)
-            w_prev = w
-    return t
+    pre = np.asarray(pre, dtype=float)
+    post = np.asarray(post, dtype=float)
+    l_f = pre.shape[-1]
+    res = chain_map_many(sxx, syx, l_f + post.shape[-1], l_f, lr, int(max_epochs), layer_scales=(pre, post),
+                         thresholds=np.stack(np.broadcast_arrays(np.asarray(thr_a, dtype=float),
+                                                                 np.asarray(thr_b, dtype=float)), axis=-1),
+                         crossing="projection", stop=stop)
+    return np.array(res.t_cross)
 
 
 def toy_targets(rho, ratio, w_star=(1.0, 1.0)):
@@ -454,7 +426,8 @@ def predict(args, axis, sim=None):
     dict
         ``grid`` (n_grid,), ``curve`` (n_fuse, n_grid): :func:`theory.deep.deep_time_ratio`
         at u0 = init; ``closed`` (N,): the same at each run's swept value; with ``sim`` also
-        ``chain_t_a``, ``chain_t_b``, ``chain_ratio`` (N,) from :func:`chain_times`.
+        ``chain_t_a``, ``chain_t_b``, ``chain_ratio`` (N,) from :func:`chain_times`
+        (:func:`theory.dynamics.chain_map_many`).
     """
     from theory.deep import deep_time_ratio
 

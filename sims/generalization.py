@@ -23,8 +23,9 @@ from each run's own initial weights at the run's learning rate reproduces the si
 trajectory to rounding (black dashes on top of the colour); the balanced rank-one gradient
 flow from the run's effective seed (:func:`theory.dynamics.flow`, black dots) is the
 leading-order picture (slightly early: discrete steps, §6.10). At n < D the empirical Σ is
-singular and the theory functions require a positive-definite Σ, so they get
-Σ + ε I with ε = 1e-12 · tr Σ / D (the trajectory moves by ~1e-11; see :func:`training_moments`).
+singular (rank n); the theory takes it as it is: the maps and flows need no Σ⁻¹, and the fixed
+points are the minimum-norm least-squares solutions (M_* = Σ_yx Σ⁺, the point early fusion
+reaches; late fusion ends elsewhere on the affine set of interpolants).
 
 Run ``python -m sims.generalization`` (paper scale, about 15 s).
 """
@@ -44,8 +45,6 @@ from ._common import (COLORS, THEORY_STYLE, Timer, base_parser, fail, figure, pa
 
 NAME = "generalization"
 ARCHS = ("early", "late")
-#: relative ridge added to a singular empirical Σ before it is handed to the theory
-RIDGE = 1e-12
 #: a local minimum of E_g counts when it is this fraction of the curve's range deep
 PROMINENCE = 1e-3
 FLOW_STYLE = dict(color="black", linestyle=":", linewidth=1.2)
@@ -118,23 +117,14 @@ def draws(args):
 
 
 def training_moments(ds):
-    """Empirical (Σ, Σyx, <y²>) for the theory, and the ridge ε added to Σ (0 if none).
+    """Empirical (Σ, Σyx, <y²>) for the theory, and the rank of Σ.
 
-    With n < D the empirical Σ has rank n, but the theory functions validate Σ as positive
-    definite (their fixed points and crossing thresholds solve with Σ). Σ + ε I with
-    ε = 1e-12 · tr Σ / D passes that check and moves a gradient-descent trajectory by
-    ~ε·lr·epochs relative, i.e. ~1e-11 here; M_* becomes the ridge solution (≈ the
-    minimum-norm interpolant).
+    With n < D the empirical Σ has rank n < D. The theory accepts it unchanged (positive
+    semi-definite): the Gram-state map and the flow need no Σ⁻¹, and fixed points and
+    crossing thresholds are the minimum-norm least-squares solutions.
     """
     mo = ds.moments()
-    sxx = mo.sxx
-    try:
-        np.linalg.cholesky(sxx)
-        ridge = 0.0
-    except np.linalg.LinAlgError:
-        ridge = RIDGE * float(np.trace(sxx)) / sxx.shape[0]
-        sxx = sxx + ridge * np.eye(sxx.shape[0])
-    return sxx, mo.syx, mo.syy, ridge
+    return mo.sxx, mo.syx, mo.syy, int(np.linalg.matrix_rank(mo.sxx, hermitian=True))
 
 
 def layer_weights(net, w, arch):
@@ -193,16 +183,16 @@ def predict(args):
     -------
     dict of arrays
         ``eg_ma_pop`` (population M_A: ½ W_B* Σ_B W_B*ᵀ); per n ``n{n}_eg_ma`` (M_A of this
-        draw's empirical moments, E_g with the population Σ), ``n{n}_loss_ma`` and
-        ``n{n}_ridge``, ``n{n}_w_ma`` (W^tot at M_A); per n and architecture
+        draw's empirical moments, E_g with the population Σ), ``n{n}_loss_ma``,
+        ``n{n}_rank`` (rank of the empirical Σ), ``n{n}_w_ma`` (W^tot at M_A); per n and architecture
         ``..._map_{loss,eg,norm_a,norm_b}`` (every epoch) and ``..._flow_eg``.
     """
     pred = {}
     half = args.dim // 2
     dims = (half, half)
     for n, (ds, runs) in draws(args).items():
-        sxx, syx, syy, ridge = training_moments(ds)
-        pred[f"n{n}_ridge"] = ridge
+        sxx, syx, syy, rank = training_moments(ds)
+        pred[f"n{n}_rank"] = rank
         m_a = theory.late_fixed_point(sxx, syx, syy, dims, learned=(0,))
         pred[f"n{n}_eg_ma"] = theory.generalization_error(ds.sigma, ds.w_star, m_a.w_tot)
         pred[f"n{n}_loss_ma"] = m_a.loss
@@ -364,7 +354,7 @@ def report(rows, pred, args, seconds):
                          f"vs E_g(M_A) {r['eg_ma']:.4f}")
     lines.append(f"  E_g at M_A: population {pred['eg_ma_pop']:.4f}; this draw: "
                  + ", ".join(f"n={n}: {pred[f'n{n}_eg_ma']:.4f}"
-                             + (f" (ridge {pred[f'n{n}_ridge']:.1e})" if pred[f"n{n}_ridge"] else "")
+                             + (f" (Σ of rank {pred[f'n{n}_rank']} < D)" if pred[f"n{n}_rank"] < args.dim else "")
                              for n in args.n_list))
     for text, ok in checks(rows, args):
         lines.append(f"  [{'yes' if ok else 'NO '}] {text}")

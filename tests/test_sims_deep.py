@@ -80,15 +80,25 @@ def test_fusion_depth_impossible_setting(tmp_path):
 
 @pytest.mark.parametrize("fuse_depth", [1, 2, 3, 4])
 def test_chain_times_equals_theory_chain_map(fuse_depth):
-    """The batched chain of sims._deep is theory.dynamics.chain_map, unbalanced scalars included."""
+    """The sweeps' chain_times is theory's batched chain map: per chain, chain_map's crossings."""
     rng = np.random.default_rng(fuse_depth)
-    sxx, syx, syy = toy_stats(-0.4, 2.0)
-    pre = rng.uniform(0.02, 0.06, size=(2, fuse_depth))
-    post = rng.uniform(0.02, 0.06, size=4 - fuse_depth)
-    tr = chain_map(sxx, syx, syy, 4, fuse_depth, np.arange(40001), 0.04, layer_scales=(pre, post))
-    got = _deep.chain_times(sxx[None], syx, pre[None], post[None], 0.04, tr.thresholds[:1], tr.thresholds[1:],
-                            40000)
-    np.testing.assert_allclose(got[0], [tr.t_a, tr.t_b], rtol=1e-9)
+    rhos = (-0.4, 0.5)
+    stats = [toy_stats(rho, 2.0) for rho in rhos]
+    sxx = np.array([s[0] for s in stats])
+    syx = np.array([s[1][0] for s in stats])
+    pre = rng.uniform(0.02, 0.06, size=(2, 2, fuse_depth))
+    post = rng.uniform(0.02, 0.06, size=(2, 4 - fuse_depth))
+    thr = np.array([[0.5 * (1 + rho / 2.0), 0.5] for rho in rhos])      # half of W_A^uni, half of W_B(M_*)
+    got = _deep.chain_times(sxx, syx, pre, post, 0.04, thr[:, 0], thr[:, 1], 40000)
+    assert np.all(np.isfinite(got))
+    trs = [chain_map(sxx[i], syx[i], stats[i][2], 4, fuse_depth, np.arange(int(got.max()) + 2), 0.04,
+                     layer_scales=(pre[i], post[i])) for i in range(2)]
+    np.testing.assert_allclose(thr, [tr.thresholds for tr in trs], rtol=1e-15)
+    np.testing.assert_allclose(got, [[tr.t_a, tr.t_b] for tr in trs], rtol=1e-13)
+    # stop at A: B's crossings are left out (NaN) where they come after the last A crossing
+    at_a = _deep.chain_times(sxx, syx, pre, post, 0.04, thr[:, 0], thr[:, 1], 40000, stop=0)
+    np.testing.assert_array_equal(at_a[:, 0], got[:, 0])
+    assert np.all(np.isnan(at_a[:, 1]) | (at_a[:, 1] == got[:, 1]))
 
 
 def test_moments_are_rebuilt_from_the_sweep_seed():

@@ -6,9 +6,9 @@ import pytest
 
 import theory.dynamics as dyn
 from theory.deep import deep_time_ratio
-from theory.dynamics import (chain_flow, chain_map, crossing_time, effective_seed, flow, gram_map,
-                             rank_one_map)
-from theory.fixed_points import quadratic_loss
+from theory.dynamics import (chain_flow, chain_map, chain_map_many, crossing_time, effective_seed, flow,
+                             gram_map, rank_one_map)
+from theory.fixed_points import early_fixed_points, quadratic_loss
 from theory.two_layer import time_ratio_toy, toy_stats
 
 
@@ -369,6 +369,169 @@ def test_effective_seed_uses_a_minus_b_for_negative_initial_correlation():
     a_b = -w1s[1][:, 0]
     assert seed.s[1] == pytest.approx(np.sum((a_b - w2s[1][0]) ** 2) / 4)
     assert seed.w_init[1] > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Singular Σ (n < D samples, THEORY.md §6.8).
+# ---------------------------------------------------------------------------------------
+
+def _few_samples(rng, dims, n, noise=0.1):
+    d = sum(dims)
+    x = rng.normal(size=(n, d)) * np.r_[np.full(dims[0], 1.5), np.ones(d - dims[0])]
+    y = x @ rng.normal(size=d) + noise * rng.normal(size=n)
+    return x.T @ x / n, (y @ x)[None, :] / n, float(y @ y) / n
+
+
+@pytest.mark.parametrize("dims", [(3, 3), (4, 5)])   # python path (D <= 6) and numpy path
+def test_gram_map_on_singular_sigma_matches_gd(dims):
+    rng = np.random.default_rng(20 + sum(dims))
+    sigma, syx, syy = _few_samples(rng, dims, n=4)
+    assert np.linalg.matrix_rank(sigma) == 4 < sum(dims)
+    lr, n = 0.02, 300          # λ_max(Σ) ≈ 10: well inside the stability bound
+    w1s, w2s = _width5(rng, dims)
+    ref = gd_late(sigma, syx, w1s, w2s, dims, lr, n)
+    tr = gram_map(sigma, syx, syy, dims, np.arange(n + 1), lr, w1s, w2s)
+    assert np.max(np.abs(tr.w_tot - ref)) <= 1e-10 * np.max(np.abs(ref))
+    w1 = 0.3 * rng.normal(size=(5, sum(dims)))
+    w2 = 0.3 * rng.normal(size=(1, 5))
+    ref = gd_early(sigma, syx, w1, w2, lr, n)
+    tr = gram_map(sigma, syx, syy, dims, np.arange(n + 1), lr, w1, w2, fusion="early")
+    assert np.max(np.abs(tr.w_tot - ref)) <= 1e-10 * np.max(np.abs(ref))
+
+
+def test_singular_sigma_early_reaches_minimum_norm_late_does_not():
+    """§6.8: both interpolate; early fusion ends at Σyx Σ⁺, late fusion at a larger-norm point."""
+    rng = np.random.default_rng(7)
+    dims = (3, 3)
+    sigma, syx, syy = _few_samples(rng, dims, n=4)
+    m_star = early_fixed_points(sigma, syx, syy, dims)[1].w_tot[0]
+    ep = np.arange(0, 15001, 100)
+    early = gram_map(sigma, syx, syy, dims, ep, 0.02, 1e-6 * rng.normal(size=(8, 6)),
+                     1e-6 * rng.normal(size=(1, 8)), fusion="early")
+    late = gram_map(sigma, syx, syy, dims, ep, 0.02, [1e-6 * rng.normal(size=(8, 3)) for _ in dims],
+                    [1e-6 * rng.normal(size=(1, 8)) for _ in dims])
+    assert early.loss[-1] < 1e-12 and late.loss[-1] < 1e-12
+    np.testing.assert_allclose(early.w_tot[-1], m_star, atol=1e-5)
+    assert np.linalg.norm(late.w_tot[-1]) > 1.1 * np.linalg.norm(m_star)
+    assert late.w_norms[-1, 0] > np.linalg.norm(m_star[:3])        # over-weights A, the first learned
+    # the flow and the rank-one map accept the singular moments as well
+    assert flow(sigma, syx, syy, dims, ep, 0.02, fusion="early", u0=1e-3).loss[-1] < 1e-8
+    assert rank_one_map(sigma, syx, syy, dims, ep, 0.02, u0=1e-3).loss[-1] < 1e-8
+
+
+def test_chain_map_on_singular_sigma_matches_gd():
+    # x_B = 0.5 x_A exactly: Σ has rank 1, Σyx lies in its range
+    sigma = np.array([[4.0, 2.0], [2.0, 1.0]])
+    syx = np.array([[6.0, 3.0]])
+    pre, post = np.full((2, 2), 0.3), np.full(2, 0.4)
+    ref = gd_deep_width1(sigma, syx, pre, post, 0.02, 400)
+    tr = chain_map(sigma, syx, 9.0, 4, 2, np.arange(401), 0.02, layer_scales=(pre, post))
+    np.testing.assert_allclose(tr.w_tot, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_indefinite_or_asymmetric_sigma_is_rejected():
+    bad = np.array([[1.0, 2.0], [2.0, 1.0]])
+    syx = np.array([[1.0, 1.0]])
+    msg = (r"^sigma has smallest eigenvalue -1, must be positive semi-definite "
+           r"\(>= -1e-12 × its largest eigenvalue\)\.$")
+    ep = np.arange(11)
+    w1, w2 = [np.ones((2, 1))] * 2, [np.ones((1, 2))] * 2
+    for call in (lambda: gram_map(bad, syx, 5.0, (1, 1), ep, 0.04, w1, w2),
+                 lambda: flow(bad, syx, 5.0, (1, 1), ep, 0.04, u0=1e-3),
+                 lambda: chain_map(bad, syx, 5.0, 3, 2, ep, 0.04, u0=0.1),
+                 lambda: chain_map_many(bad, syx[0], 3, 2, 0.04, 10, u0=0.1)):
+        with pytest.raises(ValueError, match=msg):
+            call()
+    with pytest.raises(ValueError, match=r"^sigma is not symmetric, must be a symmetric covariance matrix\.$"):
+        gram_map([[1.0, 0.5], [0.0, 1.0]], syx, 5.0, (1, 1), ep, 0.04, w1, w2)
+    # rounding below −1e-12 × λ_max is not indefiniteness
+    tiny = np.array([[1.0, 1.0], [1.0, 1.0 - 1e-14]])
+    assert np.linalg.eigvalsh(tiny)[0] < 0
+    gram_map(tiny, syx, 5.0, (1, 1), ep, 0.04, w1, w2)
+
+
+# ---------------------------------------------------------------------------------------
+# Many scalar chains at once.
+# ---------------------------------------------------------------------------------------
+
+def _chain_batch(rng, n, fuse_depth, depth=4):
+    rhos = rng.uniform(-0.7, 0.7, n)
+    stats = [toy_stats(r, 2.0) for r in rhos]
+    sigma = np.array([s[0] for s in stats])
+    syx = np.array([s[1][0] for s in stats])
+    pre = rng.uniform(0.05, 0.15, size=(n, 2, fuse_depth))
+    post = rng.uniform(0.05, 0.15, size=(n, depth - fuse_depth))
+    return sigma, syx, pre, post
+
+
+@pytest.mark.parametrize("fuse_depth", [1, 2, 3, 4])
+def test_chain_map_many_is_chain_map_chain_by_chain(fuse_depth):
+    """One update rule: a chain of the batch follows chain_map bit for bit."""
+    rng = np.random.default_rng(30 + fuse_depth)
+    sigma, syx, pre, post = _chain_batch(rng, 6, fuse_depth)
+    for crossing in ("norm", "projection"):
+        many = chain_map_many(sigma, syx, 4, fuse_depth, 0.04, 20000, layer_scales=(pre, post),
+                              crossing=crossing)
+        assert np.all(np.isfinite(many.t_cross)) and not many.diverged.any()
+        for i in range(6):
+            one = chain_map(sigma[i], syx[i], 10.0, 4, fuse_depth, np.arange(many.n_epochs + 1), 0.04,
+                            layer_scales=(pre[i], post[i]), crossing=crossing)
+            assert one.thresholds == tuple(many.thresholds[i])
+            assert (one.t_a, one.t_b) == tuple(many.t_cross[i])
+    u0 = np.linspace(0.1, 0.15, 6)
+    many = chain_map_many(sigma, syx, 4, fuse_depth, 0.04, 40000, u0=u0)
+    for i in (0, 5):
+        one = chain_map(sigma[i], syx[i], 10.0, 4, fuse_depth, np.arange(many.n_epochs + 1), 0.04, u0=u0[i])
+        assert (one.t_a, one.t_b) == tuple(many.t_cross[i])
+    np.testing.assert_array_equal(many.ratio, many.t_b / many.t_a)
+
+
+@pytest.mark.parametrize("fuse_depth", [1, 2, 4])
+def test_chain_map_many_matches_deep_width_one_gd(fuse_depth):
+    rng = np.random.default_rng(40 + fuse_depth)
+    sigma, syx, pre, post = _chain_batch(rng, 3, fuse_depth)
+    pre, post = pre + 0.25, post + 0.25          # large scalars: crossings within a few hundred epochs
+    many = chain_map_many(sigma, syx, 4, fuse_depth, 0.04, 800, layer_scales=(pre, post))
+    for i in range(3):
+        ref = gd_deep_width1(sigma[i], syx[i][None], pre[i], post[i], 0.04, 800)
+        expect = [crossing_time(np.arange(801.0), np.abs(ref[:, k]), many.thresholds[i, k]) for k in range(2)]
+        np.testing.assert_allclose(many.t_cross[i], expect, rtol=1e-10)
+
+
+def test_chain_map_many_shared_moments_stop_thresholds_and_divergence():
+    sigma, syx, _ = toy_stats(0.3, 2.0)
+    rng = np.random.default_rng(50)
+    pre = rng.uniform(0.05, 0.15, size=(5, 2, 2))
+    post = rng.uniform(0.05, 0.15, size=(5, 2))
+    full = chain_map_many(sigma, syx, 4, 2, 0.04, 40000, layer_scales=(pre, post))
+    assert full.t_cross.shape == (5, 2) and np.all(full.t_b > full.t_a)
+    np.testing.assert_allclose(full.thresholds, [[0.5 * (1 + 0.3 / 2), 0.5]] * 5)
+    # stop at A: the loop ends at the last A crossing, before any B crossing
+    at_a = chain_map_many(sigma, syx, 4, 2, 0.04, 40000, layer_scales=(pre, post), stop=0)
+    np.testing.assert_array_equal(at_a.t_a, full.t_a)
+    assert at_a.n_epochs == int(np.ceil(np.max(full.t_a))) < np.max(full.t_b)
+    np.testing.assert_array_equal(at_a.t_b, np.where(full.t_b <= at_a.n_epochs, full.t_b, np.nan))
+    # explicit thresholds, shared by every chain; one unreachable: NaN, and the run goes to max_epochs
+    thr = chain_map_many(sigma, syx, 4, 2, 0.04, 3000, layer_scales=(pre, post), thresholds=[0.3, 5.0])
+    assert np.all(np.isfinite(thr.t_a)) and np.all(np.isnan(thr.t_b)) and thr.n_epochs == 3000
+    # a learning rate above the stability bound: diverged, not an exception
+    big = chain_map_many(sigma, syx, 4, 2, 3.0, 1000, layer_scales=(pre + 0.5, post + 0.5), thresholds=[1e300] * 2)
+    assert big.diverged.all() and np.all(np.isnan(big.t_cross)) and big.n_epochs < 1000
+
+
+def test_chain_map_many_errors():
+    sigma, syx, _ = toy_stats(0.3, 2.0)
+    with pytest.raises(ValueError, match=r"the batch sizes \(sigma: 3, initial_condition: 4\) must agree"):
+        chain_map_many(np.stack([sigma] * 3), syx[0], 4, 2, 0.04, 10, u0=np.full(4, 0.1))
+    with pytest.raises(ValueError, match=r"layer_scales\[0\] \(pre\) has shape \(2, 3\), must be \(2, 2\) or "
+                                         r"\(R, 2, 2\)"):
+        chain_map_many(sigma, syx[0], 4, 2, 0.04, 10, layer_scales=(np.ones((2, 3)), np.ones(2)))
+    with pytest.raises(ValueError, match=r"u0 == -0.1, must be > 0"):
+        chain_map_many(sigma, syx[0], 4, 2, 0.04, 10, u0=[0.1, -0.1])
+    with pytest.raises(ValueError, match=r"stop == 2, must be <= K - 1 \(1\)"):
+        chain_map_many(sigma, syx[0], 4, 2, 0.04, 10, u0=0.1, stop=2)
+    with pytest.raises(ValueError, match=r"exactly one initial condition must be given \(u0, layer_scales\)"):
+        chain_map_many(sigma, syx[0], 4, 2, 0.04, 10)
 
 
 # ---------------------------------------------------------------------------------------

@@ -147,13 +147,16 @@ def test_generalization_error_at_m_a_of_multi_data():
 
 def test_errors_name_parameter_value_and_rule():
     sigma, syx, syy = toy_stats(0.0, 2.0)
-    with pytest.raises(ValueError, match=r"sigma has smallest eigenvalue .*must be positive definite"):
+    with pytest.raises(ValueError, match=r"^sigma has smallest eigenvalue -1, must be positive semi-definite "
+                                         r"\(>= -1e-12 × its largest eigenvalue\)\.$"):
         late_fixed_points(np.array([[1.0, 2.0], [2.0, 1.0]]), syx, syy, (1, 1))
+    with pytest.raises(ValueError, match=r"^sigma is not symmetric, must be a symmetric covariance matrix\.$"):
+        early_fixed_points(np.array([[1.0, 0.5], [0.0, 1.0]]), syx, syy, (1, 1))
     with pytest.raises(ValueError, match=r"dims == \(1, 2\), must sum to the input dimension of sigma \(2\)"):
         late_fixed_points(sigma, syx, syy, (1, 2))
     with pytest.raises(ValueError, match=r"dims == \(2,\), must list at least 2 modalities"):
         late_fixed_points(sigma, syx, syy, (2,))
-    with pytest.raises(ValueError, match=r"syy == 0.1, must be >= Σyx Σ⁻¹ Σyxᵀ"):
+    with pytest.raises(ValueError, match=r"syy == 0.1, must be >= Σyx Σ⁺ Σyxᵀ = 5 "):
         late_fixed_points(sigma, syx, 0.1, (1, 1))
     with pytest.raises(ValueError, match=r"learned == 2, must be <= K - 1 \(1\)"):
         late_fixed_point(sigma, syx, syy, (1, 1), (2,))
@@ -161,3 +164,53 @@ def test_errors_name_parameter_value_and_rule():
         late_fixed_points(sigma, np.ones((1, 3)), syy, (1, 1))
     with pytest.raises(ValueError, match=r"dims\[1\] == 0, must be >= 1"):
         early_fixed_points(sigma, syx, syy, (2, 0))
+
+
+# ---------------------------------------------------------------------------------------
+# Singular Σ (n < D samples, THEORY.md §6.8): minimum-norm least-squares fixed points.
+# ---------------------------------------------------------------------------------------
+
+def _few_samples(rng, dims, n, noise=0.3):
+    """n < D samples: the empirical Σ has rank n."""
+    d = sum(dims)
+    x = rng.normal(size=(n, d))
+    y = x @ rng.normal(size=d) + noise * rng.normal(size=n)
+    return x, y[:, None], x.T @ x / n, (y @ x)[None, :] / n, float(y @ y) / n
+
+
+@pytest.mark.parametrize("dims, n", [((3, 3), 4), ((2, 5), 4), ((4, 4), 3)])
+def test_singular_sigma_fixed_points_are_minimum_norm_least_squares(dims, n):
+    rng = np.random.default_rng(sum(dims) + n)
+    x, y, sigma, syx, syy = _few_samples(rng, dims, n)
+    assert np.linalg.matrix_rank(sigma) == n < sum(dims)
+    edges = np.concatenate([[0], np.cumsum(dims)])
+    m0, ms = early_fixed_points(sigma, syx, syy, dims)
+    # M_* = Σyx Σ⁺ = the minimum-norm interpolant of the samples, loss 0
+    np.testing.assert_allclose(ms.w_tot, np.linalg.lstsq(x, y, rcond=None)[0].T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ms.w_tot, syx @ np.linalg.pinv(sigma), rtol=1e-9, atol=1e-12)
+    assert ms.loss == pytest.approx(0.0, abs=1e-12)
+    for p in late_fixed_points(sigma, syx, syy, dims):
+        cols = [c for k in p.learned for c in range(edges[k], edges[k + 1])]
+        if not cols:
+            continue
+        coef = np.linalg.lstsq(x[:, cols], y, rcond=None)[0]          # minimum norm when underdetermined
+        np.testing.assert_allclose(p.w_tot[:, cols], coef.T, rtol=1e-9, atol=1e-12)
+        g = residual_correlation(sigma, syx, p.w_tot)
+        np.testing.assert_allclose(g[:, cols], 0.0, atol=1e-12)     # a fixed point of the learned blocks
+        resid = y - x[:, cols] @ coef
+        assert p.loss == pytest.approx(0.5 * np.sum(resid ** 2) / n, abs=1e-12)
+    # any other point of the affine set of minima has the same loss and a larger norm
+    null = np.linalg.svd(x)[2][n:]                                  # (D − n, D): x @ null.T == 0
+    other = ms.w_tot + rng.normal(size=(1, null.shape[0])) @ null
+    assert quadratic_loss(sigma, syx, syy, other) == pytest.approx(ms.loss, abs=1e-12)
+    assert np.linalg.norm(other) > np.linalg.norm(ms.w_tot)
+
+
+def test_singular_sigma_rejects_correlation_outside_its_range():
+    sigma = np.diag([1.0, 0.0])
+    with pytest.raises(ValueError, match=r"^syx has a component of norm 0.5 outside the range of sigma \(which has "
+                                         r"rank 1 < 2\), must lie in it"):
+        late_fixed_points(sigma, [1.0, 0.5], 2.0, (1, 1))
+    m0, ms = early_fixed_points(sigma, [1.0, 0.0], 2.0, (1, 1))      # in the range: fine
+    np.testing.assert_allclose(ms.w_tot, [[1.0, 0.0]])
+    assert ms.loss == pytest.approx(0.5)

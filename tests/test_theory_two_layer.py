@@ -249,3 +249,26 @@ def test_errors_name_parameter_value_and_rule():
         preference_region(2.0, -1.0)
     with pytest.raises(ValueError, match=r"sigma is not symmetric"):
         time_ratio([[1.0, 0.5], [0.0, 1.0]], syx, (1, 1))
+
+
+def test_singular_sigma_needs_only_sigma_a_invertible():
+    """n < D samples (THEORY.md §6.8): the time ratio and misattribution invert Σ_A only."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 6)) * np.array([2.0, 2.0, 1.0, 1.0, 1.0, 1.0])     # d_A = 2 < n = 4 < D = 6
+    w_star = rng.normal(size=6)
+    sigma = x.T @ x / 4
+    syx = (w_star @ sigma)[None, :]
+    assert np.linalg.matrix_rank(sigma) == 4
+    s_a, s_ab = sigma[:2, :2], sigma[:2, 2:]
+    res = syx[:, 2:] - syx[:, :2] @ np.linalg.solve(s_a, s_ab)
+    expect = 1.0 + (np.linalg.norm(syx[:, :2]) - np.linalg.norm(syx[:, 2:])) / np.linalg.norm(res)
+    assert time_ratio(sigma, syx, (2, 4), form="norm") == pytest.approx(expect, rel=1e-12)
+    np.testing.assert_allclose(misattribution(sigma, w_star, (2, 4)),
+                               w_star[None, 2:] @ np.linalg.solve(s_a, s_ab).T, rtol=1e-12)
+    # split as d_A = 5 > n = 4: Σ_A is singular too, and the formulas have no Σ_A⁻¹
+    msg = (r"^sigma's block Σ_A \(columns 0\.\.4\) has smallest eigenvalue .*, must be positive definite: "
+           r"the {} needs Σ_A⁻¹ \(with fewer samples than A's input dimension, Σ_A is singular\)\.$")
+    with pytest.raises(ValueError, match=msg.format("time ratio")):
+        time_ratio(sigma, syx, (5, 1))
+    with pytest.raises(ValueError, match=msg.format("misattribution")):
+        misattribution(sigma, w_star, (5, 1))

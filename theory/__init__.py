@@ -6,7 +6,8 @@ moments, scalars and arrays (never a network object) and returns floats, arrays 
 frozen records:
 
 - :mod:`theory.fixed_points`: fixed points of late and early fusion, their losses, and
-  late fusion's learning path (K >= 2 modalities, any covariance).
+  late fusion's learning path (K >= 2 modalities, any positive semi-definite covariance;
+  minimum-norm points when it is singular).
 - :mod:`theory.two_layer`: two-layer late fusion: time ratio, leading-order times,
   K-modality schedule, misattribution, superficial-preference regions.
 - :mod:`theory.deep`: the balanced scalar chain's closed-form times for depth L and
@@ -20,8 +21,8 @@ By convention modality 0 is A, the first-learned one. Times are in units of τ =
 from . import deep, dynamics, fixed_points, two_layer
 from .deep import (DeepTimes, deep_lag, deep_t_a, deep_time_ratio, deep_time_ratio_vector,
                    deep_times, deep_times_vector)
-from .dynamics import (Seed, Trajectory, chain_flow, chain_map, crossing_time, effective_seed,
-                       flow, gram_map, rank_one_map)
+from .dynamics import (ChainCrossings, Seed, Trajectory, chain_flow, chain_map, chain_map_many,
+                       crossing_time, effective_seed, flow, gram_map, rank_one_map)
 from .fixed_points import (FixedPoint, early_fixed_points, generalization_error,
                            late_fixed_point, late_fixed_points, late_learning_path,
                            quadratic_loss, residual_correlation)
@@ -38,6 +39,6 @@ __all__ = [
     "contribution_threshold", "preference_region",
     "DeepTimes", "deep_t_a", "deep_lag", "deep_time_ratio", "deep_times",
     "deep_time_ratio_vector", "deep_times_vector",
-    "Trajectory", "Seed", "flow", "chain_flow", "rank_one_map", "chain_map", "gram_map",
-    "effective_seed", "crossing_time",
+    "Trajectory", "Seed", "ChainCrossings", "flow", "chain_flow", "rank_one_map", "chain_map",
+    "chain_map_many", "gram_map", "effective_seed", "crossing_time",
 ]

@@ -267,6 +267,7 @@ def deep_time_ratio_vector(depth, fuse_depth, sigma, syx, dims, u0, form="signed
     depth : int
     fuse_depth : int
     sigma : ndarray of shape (D, D)
+        Positive semi-definite, with Σ_A positive definite (inverted).
     syx : ndarray of shape (out, D) or (D,)
     dims : tuple of 2 ints
         (d_A, d_B) with ‖Σ_yx,A‖ >= ‖Σ_yx,B‖.

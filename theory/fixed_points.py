@@ -7,8 +7,22 @@ The mathematical object is the quadratic loss of a linear map W^tot on second mo
 restricted to the stationary points a fusion network can sit at (THEORY.md §6.1). In late
 fusion each modality X is either unlearned (W_X = 0) or at its conditional optimum
 (g_X = 0), so a fixed point is named by the subset S of learned modalities:
-W_S = Σ_yx,S Σ_SS⁻¹ and W_X = 0 outside S, with loss ½ syy − ½ Σ_yx,S Σ_SS⁻¹ Σ_yx,Sᵀ.
-Early fusion has only M_0 (nothing learned) and M_* (everything learned).
+W_S = Σ_yx,S Σ_SS⁻¹ and W_X = 0 outside S, with loss ½ syy − ½ Σ_yx,S Σ_SS⁻¹ Σ_yx,Sᵀ
+(Σ_SS⁺ for a singular block, below). Early fusion has only M_0 (nothing learned) and M_* (everything learned).
+
+Singular Σ (THEORY.md §6.8, over-parameterised data: n < D samples give an empirical Σ of
+rank n). Σ must be symmetric positive *semi*-definite. The loss is then flat along the null
+space of Σ_SS, so the points with g_S = 0 form an affine space
+{Σ_yx,S Σ_SS⁺ + V : V Σ_SS = 0}; every function here returns its minimum-norm point
+W_S = Σ_yx,S Σ_SS⁺ (the least-squares solution; Σ⁺ is the pseudo-inverse, eigenvalues below
+D · eps · λ_max count as 0), and the loss is the same on the whole set. Gradient descent of
+early fusion from a small init converges to that minimum-norm M_*: every update lies in the
+row space of Σ. Late fusion does not: it first fits the data with A alone and B then
+interpolates what is left, ending at another point of the set (the permanent unimodal bias
+of §6.8). Moments of one data set always have Σ_yx in the range of Σ; moments that do not
+(the loss unbounded below, no fixed point with g_S = 0) are rejected. Formulas that need an
+inverse (the time ratio and misattribution, with Σ_A⁻¹) still require the block they
+invert to be positive definite.
 
 Conventions: ``sigma`` (D, D) is the uncentred input second moment, ``syx`` (out, D) or
 (D,) the input-output correlation, ``syy`` the scalar <|y|²>, and ``dims`` the input
@@ -22,7 +36,7 @@ from itertools import combinations
 
 import numpy as np
 
-from linfusion.validation import (check_array, check_covariance, check_int, check_scalar)
+from linfusion.validation import check_array, check_int, check_scalar
 
 __all__ = ["FixedPoint", "residual_correlation", "quadratic_loss", "generalization_error",
            "late_fixed_point", "late_fixed_points", "late_learning_path", "early_fixed_points"]
@@ -50,9 +64,77 @@ def _slices(dims):
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+# An eigenvalue of a symmetric PSD matrix below this many machine epsilons times
+# D · λ_max is rounding (numpy's matrix_rank and lstsq cutoff), i.e. 0.
+_EPS = np.finfo(float).eps
+
+# Most negative eigenvalue, relative to the largest |eigenvalue|, that is still rounding
+# of a positive semi-definite matrix.
+_PSD_TOL = 1e-12
+
+
+def _check_psd(name, value, *, dim=None):
+    """Return a symmetric positive semi-definite matrix (D, D), else raise.
+
+    Symmetry is checked to a relative tolerance of 1e-10 (as
+    :func:`linfusion.validation.check_covariance`); an eigenvalue below −1e-12 times the
+    largest |eigenvalue| makes the matrix indefinite.
+    """
+    s = check_array(name, np.atleast_2d(value), ndim=2)
+    if s.shape[0] != s.shape[1]:
+        raise ValueError(f"{name} has shape {s.shape}, must be square.")
+    if dim is not None and s.shape[0] != dim:
+        raise ValueError(f"{name} has shape {s.shape}, must be ({dim}, {dim}).")
+    scale = max(float(np.max(np.abs(s))), 1e-300)
+    if np.max(np.abs(s - s.T)) > 1e-10 * scale:
+        raise ValueError(f"{name} is not symmetric, must be a symmetric covariance matrix.")
+    try:
+        np.linalg.cholesky(s)          # the common, positive-definite case
+    except np.linalg.LinAlgError:
+        eig = np.linalg.eigvalsh(s)
+        if eig[0] < -_PSD_TOL * max(float(np.max(np.abs(eig))), 1e-300):
+            raise ValueError(f"{name} has smallest eigenvalue {eig[0]:.3g}, must be positive semi-definite "
+                             f"(>= -{_PSD_TOL:g} × its largest eigenvalue).") from None
+    return s
+
+
+def _rank_cutoff(eig):
+    """Eigenvalues of a PSD matrix at or below this are 0 (eig ascending, shape (D,))."""
+    return eig.shape[0] * _EPS * max(float(np.max(np.abs(eig))), 1e-300)
+
+
+def _psd_solve(a, b):
+    """Minimum-norm solution x of a x = b for symmetric PSD ``a`` (k, k), ``b`` (k, n).
+
+    ``np.linalg.solve`` when ``a`` is numerically positive definite (so results on regular
+    moments are unchanged), else the pseudo-inverse a⁺ b from the eigendecomposition with
+    eigenvalues at or below the rank cutoff set to 0.
+    """
+    eig, vec = np.linalg.eigh(a)
+    cut = _rank_cutoff(eig)
+    if eig[0] > cut:
+        return np.linalg.solve(a, b)
+    keep = eig > cut
+    v = vec[:, keep]
+    return v @ ((v.T @ b) / eig[keep][:, None])
+
+
+def _require_pd(sigma, sl, why):
+    """Raise unless the diagonal block sigma[sl, sl] is numerically positive definite."""
+    block = sigma[sl, sl]
+    eig = np.linalg.eigvalsh(block)
+    if eig[0] <= _rank_cutoff(eig):
+        raise ValueError(f"sigma's block Σ_A (columns {sl.start}..{sl.stop - 1}) has smallest eigenvalue "
+                         f"{eig[0]:.3g}, must be positive definite: {why} needs Σ_A⁻¹ (with fewer samples "
+                         "than A's input dimension, Σ_A is singular).")
+
+
 def _check_moments(sigma, syx, dims, syy=None, *, out_one=False):
-    """Validate (sigma, syx, dims[, syy]); return sigma (D, D), syx (out, D), dims, syy."""
-    sigma = check_covariance("sigma", sigma)
+    """Validate (sigma, syx, dims[, syy]); return sigma (D, D), syx (out, D), dims, syy.
+
+    Σ may be singular (positive semi-definite); Σ_yx must then lie in its range.
+    """
+    sigma = _check_psd("sigma", sigma)
     n_in = sigma.shape[0]
     syx = check_array("syx", syx, ndim=(1, 2))
     if syx.ndim == 1:
@@ -62,12 +144,20 @@ def _check_moments(sigma, syx, dims, syy=None, *, out_one=False):
     if out_one and syx.shape[0] != 1:
         raise ValueError(f"syx has shape {syx.shape}, must have one row (scalar output).")
     dims = _check_dims(dims, n_in)
+    eig, vec = np.linalg.eigh(sigma)
+    null = vec[:, eig <= _rank_cutoff(eig)]
+    if null.shape[1]:
+        off = float(np.linalg.norm(syx @ null))
+        if off > 1e-8 * max(float(np.linalg.norm(syx)), 1e-300):
+            raise ValueError(f"syx has a component of norm {off:.3g} outside the range of sigma (which has "
+                             f"rank {n_in - null.shape[1]} < {n_in}), must lie in it: moments of one data set "
+                             "do, and otherwise the loss is unbounded below.")
     if syy is not None:
         syy = check_scalar("syy", syy, lo=0.0)
-        explained = float(np.trace(syx @ np.linalg.solve(sigma, syx.T)))
+        explained = float(np.trace(syx @ _psd_solve(sigma, syx.T)))
         # Cauchy-Schwarz for any (empirical or population) moments: the loss at M_* is >= 0.
         if syy < explained - 1e-9 * max(1.0, explained):
-            raise ValueError(f"syy == {syy!r}, must be >= Σyx Σ⁻¹ Σyxᵀ = {explained:.6g} "
+            raise ValueError(f"syy == {syy!r}, must be >= Σyx Σ⁺ Σyxᵀ = {explained:.6g} "
                              "(moments of one data set satisfy this).")
     return sigma, syx, dims, syy
 
@@ -105,12 +195,16 @@ def _loss(sigma, syx, syy, w):
 
 
 def _subset_weights(sigma, syx, dims, learned):
-    """W_S = Σyx_S Σ_SS⁻¹ on the learned columns, zero elsewhere; shape (out, D)."""
+    """W_S = Σyx_S Σ_SS⁺ on the learned columns, zero elsewhere; shape (out, D).
+
+    Σ_SS⁺ = Σ_SS⁻¹ when Σ_SS is positive definite; otherwise W_S is the minimum-norm
+    solution of W_S Σ_SS = Σyx_S.
+    """
     sl = _slices(dims)
     w = np.zeros_like(syx)
     if learned:
         cols = np.concatenate([np.arange(sl[k].start, sl[k].stop) for k in learned])
-        w[:, cols] = np.linalg.solve(sigma[np.ix_(cols, cols)], syx[:, cols].T).T
+        w[:, cols] = _psd_solve(sigma[np.ix_(cols, cols)], syx[:, cols].T).T
     return w
 
 
@@ -135,7 +229,7 @@ class FixedPoint:
     w_tot : ndarray of shape (out, D)
         End-to-end weights W^tot at the point (read-only).
     loss : float
-        L = ½ syy − ½ Σ_yx,S Σ_SS⁻¹ Σ_yx,Sᵀ.
+        L = ½ syy − ½ Σ_yx,S Σ_SS⁺ Σ_yx,Sᵀ (Σ_SS⁺ = Σ_SS⁻¹ unless the block is singular).
     dims : tuple of int
         Input dimension of each modality.
     """
@@ -178,7 +272,7 @@ def residual_correlation(sigma, syx, w_tot):
     -------
     g : ndarray of shape (out, D)
     """
-    sigma = check_covariance("sigma", sigma)
+    sigma = _check_psd("sigma", sigma)
     syx = np.atleast_2d(check_array("syx", syx, ndim=(1, 2)))
     w = np.atleast_2d(check_array("w_tot", w_tot, ndim=(1, 2)))
     if syx.shape[1] != sigma.shape[0] or w.shape != syx.shape:
@@ -223,7 +317,7 @@ def generalization_error(sigma_pop, w_star, w_tot):
     -------
     e_g : float
     """
-    sigma_pop = check_covariance("sigma_pop", sigma_pop)
+    sigma_pop = _check_psd("sigma_pop", sigma_pop)
     w_star = np.atleast_2d(check_array("w_star", w_star, ndim=(1, 2)))
     w = np.atleast_2d(check_array("w_tot", w_tot, ndim=(1, 2)))
     if w.shape != w_star.shape or w.shape[1] != sigma_pop.shape[0]:
@@ -239,15 +333,18 @@ def late_fixed_point(sigma, syx, syy, dims, learned):
     Parameters
     ----------
     sigma : ndarray of shape (D, D)
-        Input second moment Σ (symmetric positive definite).
+        Input second moment Σ, symmetric positive semi-definite (singular when there are
+        fewer samples than inputs).
     syx : ndarray of shape (out, D) or (D,)
-        Input-output correlation Σ_yx.
+        Input-output correlation Σ_yx (in the range of Σ).
     syy : float
         <|y|²>.
     dims : tuple of int
         Input dimension of each modality (K >= 2), summing to D.
     learned : sequence of int
-        Learned modalities S; W_S = Σ_yx,S Σ_SS⁻¹ and the other blocks are 0.
+        Learned modalities S; W_S = Σ_yx,S Σ_SS⁻¹ and the other blocks are 0. When Σ_SS is
+        singular the fixed points of S form an affine space and its minimum-norm point
+        Σ_yx,S Σ_SS⁺ is returned (module docstring).
 
     Returns
     -------
@@ -341,9 +438,16 @@ def late_learning_path(sigma, syx, syy, dims):
 def early_fixed_points(sigma, syx, syy, dims):
     """The two fixed points of linear early fusion, M_0 and M_* (THEORY.md §6.2).
 
+    For a singular Σ (fewer samples than inputs, THEORY.md §6.8) the global minima form the
+    affine space {W : W Σ = Σ_yx} and M_* is its minimum-norm point Σ_yx Σ⁺, the one that
+    gradient descent of early fusion reaches from a small init (its updates stay in the row
+    space of Σ). Late fusion from a small init ends at another point of that space, with
+    more weight on the first-learned modality: the permanent unimodal bias.
+
     Parameters
     ----------
     sigma : ndarray of shape (D, D)
+        Symmetric positive semi-definite.
     syx : ndarray of shape (out, D) or (D,)
     syy : float
     dims : tuple of int

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linfusion.validation import check_array, check_choice, check_covariance, check_scalar
+from linfusion.validation import check_array, check_choice, check_scalar
 
-from .fixed_points import (_as_output, _check_dims, _check_moments, _check_reals, _check_rho,
-                           _fixed_point, _readonly, _slices, _subset_weights)
+from .fixed_points import (_as_output, _check_dims, _check_moments, _check_psd, _check_reals, _check_rho,
+                           _fixed_point, _readonly, _require_pd, _slices, _subset_weights)
 
 __all__ = ["toy_stats", "time_ratio", "time_ratio_toy", "LateTimes", "late_times",
            "LearningSchedule", "late_schedule", "misattribution", "misattribution_toy",
@@ -85,6 +85,7 @@ def _two_modalities(dims):
 def _ratio_parts(sigma, syx, dims, form):
     """‖Σyx_A‖, B's signed phase-1 strength, ‖res_B‖ for the A-then-B time ratio."""
     sl_a, sl_b = _slices(dims)
+    _require_pd(sigma, sl_a, "the time ratio")
     s_a, s_b = syx[:, sl_a], syx[:, sl_b]
     res = s_b - s_a @ np.linalg.solve(sigma[sl_a, sl_a], sigma[sl_a, sl_b])
     n_a, n_b, n_res = (float(np.linalg.norm(m)) for m in (s_a, s_b, res))
@@ -113,7 +114,8 @@ def time_ratio(sigma, syx, dims, form="signed"):
     Parameters
     ----------
     sigma : ndarray of shape (D, D)
-        Input second moment.
+        Input second moment, positive semi-definite with Σ_A positive definite (the
+        formula inverts Σ_A).
     syx : ndarray of shape (out, D) or (D,)
         Input-output correlation.
     dims : tuple of 2 ints
@@ -128,7 +130,7 @@ def time_ratio(sigma, syx, dims, form="signed"):
     Raises
     ------
     ValueError
-        B has the larger correlation, or B's residual is 0 (never learned).
+        B has the larger correlation, B's residual is 0 (never learned), or Σ_A is singular.
     """
     check_choice("form", form, ("signed", "norm"))
     sigma, syx, dims, _ = _check_moments(sigma, syx, dims)
@@ -385,7 +387,7 @@ def misattribution(sigma, w_star, dims):
     Parameters
     ----------
     sigma : ndarray of shape (D, D)
-        Input second moment.
+        Input second moment, positive semi-definite with Σ_A positive definite.
     w_star : ndarray of shape (out, D) or (D,)
         Teacher weights.
     dims : tuple of 2 ints
@@ -395,7 +397,7 @@ def misattribution(sigma, w_star, dims):
     -------
     m : ndarray of shape (out, d_A)
     """
-    sigma = check_covariance("sigma", sigma)
+    sigma = _check_psd("sigma", sigma)
     w_star = np.atleast_2d(check_array("w_star", w_star, ndim=(1, 2)))
     if w_star.shape[1] != sigma.shape[0]:
         raise ValueError(f"w_star has shape {w_star.shape}, must have {sigma.shape[0]} columns "
@@ -403,6 +405,7 @@ def misattribution(sigma, w_star, dims):
     dims = _check_dims(dims, sigma.shape[0])
     _two_modalities(dims)
     sl_a, sl_b = _slices(dims)
+    _require_pd(sigma, sl_a, "the misattribution")
     return w_star[:, sl_b] @ np.linalg.solve(sigma[sl_a, sl_a], sigma[sl_a, sl_b]).T
 
 
