@@ -159,15 +159,30 @@ def backward(w, wt, edges, nodes, A, Dl, m, target, coef, decay):
             off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
             sc0 = nodes[src, 0]
             pass_down = nodes[src, 3] != 0
-            if pass_down and cols < _AXPY_MIN:              # narrow block: Dl[s, src] = W^T Dl[s, j]
+            if cols < _AXPY_MIN:                           # narrow block: work column by column
+                if pass_down:                              # Dl[s, src] = W^T Dl[s, j]
+                    for s in range(m):
+                        d = Dl[s, c0:c0 + rows]
+                        for c in range(cols):
+                            Dl[s, sc0 + c] += _dot(d, wt[off + c * rows:off + (c + 1) * rows])
+                if decay != 0.0:
+                    for i in range(off, off + rows * cols):
+                        target[i] -= decay * target[i]
                 for s in range(m):
-                    d = Dl[s, c0:c0 + rows]
                     for c in range(cols):
-                        Dl[s, sc0 + c] += _dot(d, wt[off + c * rows:off + (c + 1) * rows])
-            for r in range(rows):                          # one pass over the block, row by row
+                        a = coef * A[s, sc0 + c]
+                        if a == 0.0:
+                            continue
+                        if cols == 1:                      # a single column is contiguous
+                            _axpy(a, Dl[s, c0:c0 + rows], target[off:off + rows])
+                        else:
+                            for r in range(rows):
+                                target[off + r * cols + c] += a * Dl[s, c0 + r]
+                continue
+            for r in range(rows):                          # wide block: one pass, row by row
                 w_row = w[off + r * cols:off + (r + 1) * cols]
                 t_row = target[off + r * cols:off + (r + 1) * cols]
-                if pass_down and cols >= _AXPY_MIN:
+                if pass_down:
                     for s in range(m):
                         if Dl[s, c0 + r] != 0.0:
                             _axpy(Dl[s, c0 + r], w_row, Dl[s, sc0:sc0 + cols])
