@@ -21,7 +21,7 @@ import numpy as np
 from . import _kernels as K
 from .architecture import FusionNet
 from .data import Dataset, Moments
-from .validation import check_array, check_choice, check_int, check_scalar
+from .validation import check_array, check_choice, check_covariance, check_int, check_scalar
 
 __all__ = ["TrainResult", "train", "train_many", "loss_and_grad", "stability_bound", "LOSSES"]
 
@@ -156,12 +156,9 @@ def _check_net(net):
 
 def _check_data(net, data, name="data"):
     if isinstance(data, Moments):
-        sxx = check_array(f"{name}.sxx", data.sxx, ndim=2, shape=(net.in_dim, net.in_dim))
+        sxx = check_covariance(f"{name}.sxx", data.sxx, dim=net.in_dim, semidefinite=True)
         syx = check_array(f"{name}.syx", np.atleast_2d(data.syx), ndim=2, shape=(net.out_dim, net.in_dim))
         mo = Moments(sxx, syx, check_scalar(f"{name}.syy", data.syy, lo=0.0))
-        scale = max(float(np.abs(sxx).max()), 1e-300)
-        if np.abs(sxx - sxx.T).max() > 1e-10 * scale or np.linalg.eigvalsh(sxx)[0] < -1e-10 * scale:
-            raise ValueError(f"{name}.sxx is not symmetric positive semi-definite, must be a second moment <x xᵀ>.")
         # Moments of real data have Σyx in the row space of Σxx; others have no minimum.
         if np.abs(_least_squares(mo)[0] @ sxx - syx).max() > 1e-6 * (np.abs(syx).max() + 1e-300):
             raise ValueError(f"{name}.syx is not in the range of {name}.sxx, must be <y xᵀ> of the same data.")

@@ -13,6 +13,11 @@ import numpy as np
 __all__ = ["check_scalar", "check_int", "check_array", "check_choice", "check_covariance"]
 
 
+# Most negative eigenvalue, relative to the largest |eigenvalue|, that is still rounding
+# of a positive semi-definite matrix.
+_PSD_TOL = 1e-12
+
+
 def _fmt(value):
     if isinstance(value, float):
         return repr(value)
@@ -111,23 +116,29 @@ def check_array(name, value, *, ndim=None, shape=None, finite=True, dtype=np.flo
     return arr
 
 
-def check_covariance(name, value, *, dim=None):
-    """Return a symmetric positive-definite matrix, else raise.
+def check_covariance(name, value, *, dim=None, semidefinite=False):
+    """Return a symmetric positive-definite (or semi-definite) matrix, else raise.
 
     Symmetry is checked to a relative tolerance of 1e-10; positive definiteness by a
-    Cholesky factorisation.
+    Cholesky factorisation. With ``semidefinite=True`` a singular matrix passes (e.g. the
+    empirical second moment of fewer samples than dimensions) unless an eigenvalue lies
+    below −1e-12 times the largest |eigenvalue|, which rounding cannot explain.
     """
     s = check_array(name, np.atleast_2d(value), ndim=2)
     if s.shape[0] != s.shape[1]:
         raise ValueError(f"{name} has shape {s.shape}, must be square.")
     if dim is not None and s.shape[0] != dim:
-        raise ValueError(f"{name} has shape {s.shape}, must be ({dim}, {dim}).")
+        raise ValueError(f"{name} has shape {s.shape}, must have shape ({dim}, {dim}).")
     scale = max(float(np.max(np.abs(s))), 1e-300)
     if np.max(np.abs(s - s.T)) > 1e-10 * scale:
         raise ValueError(f"{name} is not symmetric, must be a symmetric covariance matrix.")
     try:
-        np.linalg.cholesky(s)
+        np.linalg.cholesky(s)                      # the common, positive-definite case
     except np.linalg.LinAlgError:
-        eig = float(np.linalg.eigvalsh(s).min())
-        raise ValueError(f"{name} has smallest eigenvalue {eig:.3g}, must be positive definite.") from None
+        eig = np.linalg.eigvalsh(s)
+        if not semidefinite:
+            raise ValueError(f"{name} has smallest eigenvalue {eig[0]:.3g}, must be positive definite.") from None
+        if eig[0] < -_PSD_TOL * max(float(np.max(np.abs(eig))), 1e-300):
+            raise ValueError(f"{name} has smallest eigenvalue {eig[0]:.3g}, must be positive semi-definite "
+                             f"(>= -{_PSD_TOL:g} × its largest eigenvalue).") from None
     return s

@@ -36,7 +36,7 @@ from itertools import combinations
 
 import numpy as np
 
-from linfusion.validation import check_array, check_int, check_scalar
+from linfusion.validation import check_array, check_covariance, check_int, check_scalar
 
 __all__ = ["FixedPoint", "residual_correlation", "quadratic_loss", "generalization_error",
            "late_fixed_point", "late_fixed_points", "late_learning_path", "early_fixed_points"]
@@ -68,34 +68,9 @@ def _slices(dims):
 # D · λ_max is rounding (numpy's matrix_rank and lstsq cutoff), i.e. 0.
 _EPS = np.finfo(float).eps
 
-# Most negative eigenvalue, relative to the largest |eigenvalue|, that is still rounding
-# of a positive semi-definite matrix.
-_PSD_TOL = 1e-12
-
-
 def _check_psd(name, value, *, dim=None):
-    """Return a symmetric positive semi-definite matrix (D, D), else raise.
-
-    Symmetry is checked to a relative tolerance of 1e-10 (as
-    :func:`linfusion.validation.check_covariance`); an eigenvalue below −1e-12 times the
-    largest |eigenvalue| makes the matrix indefinite.
-    """
-    s = check_array(name, np.atleast_2d(value), ndim=2)
-    if s.shape[0] != s.shape[1]:
-        raise ValueError(f"{name} has shape {s.shape}, must be square.")
-    if dim is not None and s.shape[0] != dim:
-        raise ValueError(f"{name} has shape {s.shape}, must be ({dim}, {dim}).")
-    scale = max(float(np.max(np.abs(s))), 1e-300)
-    if np.max(np.abs(s - s.T)) > 1e-10 * scale:
-        raise ValueError(f"{name} is not symmetric, must be a symmetric covariance matrix.")
-    try:
-        np.linalg.cholesky(s)          # the common, positive-definite case
-    except np.linalg.LinAlgError:
-        eig = np.linalg.eigvalsh(s)
-        if eig[0] < -_PSD_TOL * max(float(np.max(np.abs(eig))), 1e-300):
-            raise ValueError(f"{name} has smallest eigenvalue {eig[0]:.3g}, must be positive semi-definite "
-                             f"(>= -{_PSD_TOL:g} × its largest eigenvalue).") from None
-    return s
+    """Return a symmetric positive semi-definite matrix (D, D), else raise."""
+    return check_covariance(name, value, dim=dim, semidefinite=True)
 
 
 def _rank_cutoff(eig):
