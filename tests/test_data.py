@@ -234,7 +234,7 @@ def test_from_arrays_errors():
         D.from_arrays([np.array([["a", "b"]] * 10)], y)
     with pytest.raises(ValueError, match=r"^sigma has smallest eigenvalue -1, must be positive definite"):
         D.from_arrays([x], y, sigma=np.diag([1.0, -1.0]))
-    with pytest.raises(ValueError, match=r"^sigma has shape \(3, 3\), must be \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"^sigma has shape \(3, 3\), must have shape \(2, 2\)"):
         D.from_arrays([x], y, sigma=np.eye(3))
     with pytest.raises(ValueError, match=r"^w_star has shape \(1, 3\), must have shape \(1, 2\)"):
         D.from_arrays([x], y, w_star=np.zeros(3))

@@ -82,7 +82,7 @@ def test_check_covariance():
     assert check_covariance("sigma", 3.0).shape == (1, 1)               # a scalar is a 1x1 covariance
     with pytest.raises(ValueError, match=r"^sigma has shape \(2, 3\), must be square\.$"):
         check_covariance("sigma", np.zeros((2, 3)))
-    with pytest.raises(ValueError, match=r"^sigma has shape \(2, 2\), must be \(3, 3\)\.$"):
+    with pytest.raises(ValueError, match=r"^sigma has shape \(2, 2\), must have shape \(3, 3\)\.$"):
         check_covariance("sigma", np.eye(2), dim=3)
     with pytest.raises(ValueError, match=r"^sigma is not symmetric"):
         check_covariance("sigma", [[1.0, 0.1], [0.0, 1.0]])
