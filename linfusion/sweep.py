@@ -1142,8 +1142,13 @@ def _compute(todo, norm, by_key, entropy, build_fn, measure, workers, threads, b
     try:
         while tasks or pending:
             while tasks and not stop and len(pending) < window:
-                task = tasks.popleft()
-                pending[ex.submit(task)] = task
+                try:
+                    pending[ex.submit(tasks[0])] = tasks[0]
+                except BrokenProcessPool:  # a worker died; its task's future reports it below
+                    counts["broken"] = True
+                    stop = True
+                    break
+                tasks.popleft()
             if not pending:
                 break
             for f in ex.wait(set(pending)):
