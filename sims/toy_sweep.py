@@ -29,9 +29,10 @@ paper, runs whose final loss is ≥ 1e-3 (``--drop-loss``) are dropped and count
 
 Cost. Linear runs take the moment path (~1 µs per epoch; the linear half alone is the
 toolkit's benchmark sweep, ``python -m sims.toy_sweep --no-relu --workers 2 --force``, a few
-seconds). ReLU runs take the sample path, whose cost grows with the number of samples (~2 ms
-per epoch at n = 8192 on one core), so the ReLU runs default to ``--relu-n 2048``: the full
-sweep then takes ~10 minutes on 2 busy cores, against ~40 at n = 8192. Checked at r = 2,
+seconds). ReLU runs take the sample path, whose cost grows with the number of samples (~1 ms
+per epoch at n = 8192 on 2 cores), so the ReLU runs default to ``--relu-n 2048``: the full
+sweep then takes ~1.5 minutes on 2 idle cores (measured: 93 s; ~10 minutes when other
+processes load the cores), about 4× that at n = 8192. Checked at r = 2,
 ρ ∈ {−0.675, 0, 0.675}, 5 seeds: the ReLU ratios at n = 2048 are 0–5 % below those at
 n = 8192 (6.16/6.49, 3.79/3.94, 6.09/6.07), with about twice the seed-to-seed spread
 (finite-sample statistics); ``--relu-n 8192`` is the paper's setting. With ``--workers 1`` the
