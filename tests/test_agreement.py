@@ -272,7 +272,7 @@ def test_deep_chain_map_predicts_time_ratio(deep_runs, lf, rho):
 #   L_f = 2: +2.8 ... +3.8 %                                                   -> 5 %
 #   L_f = 3: +6.3 ... +7.4 %: §6.6's approximations (integral cut at u_A = 1 instead of
 #            (1 + ρ/r)^{1/L}, O(1) terms of u_B(t_A) dropped, abrupt phase 2) cost "a few %"
-#            at u0 = 0.1; here they exceed 5 % (another helper measured 6-10 %)  -> 10 %
+#            at u0 = 0.1; here they exceed 5 % (the rho sweep shows 6-10 %)        -> 10 %
 #   L_f = 1: the closed form is exactly 1 (one transition); the simulated ratio is
 #            1.018-1.086 (-1.8 ... -7.9 %), larger at negative ρ, because early fusion's path is curved
 #            (W grows along Σ_yx first, §6.2) so W_B reaches its half-way mark late -> 10 %
@@ -357,7 +357,7 @@ def test_random_stats_closed_form_ratio_correlation(rand_runs):
     residual Σ_yx,B − Σ_yx,A Σ_A⁻¹ Σ_AB, THEORY §6.3); when the two differ B keeps only part of
     its head start, and the prediction scatters about the diagonal (here by up to +87 %, at
     predicted 18.9 against simulated 10.1). Measured over these 20 draws: Pearson 0.886,
-    Spearman 0.902, mean |relative error| 18 %. Another helper measured 0.90-0.92 over 50
+    Spearman 0.902, mean |relative error| 18 %. sims.rand_sweep gives 0.90-0.92 over its 50
     draws. The value depends much on which 20 draws are taken: 8 other selections of 20
     gave 0.74-0.99 (against the flow ODE, a ≤ 2 % proxy for the simulation). The floor 0.85
     is what this fixed selection supports; the reduced dynamics (next test) meet 0.95.
