@@ -11,10 +11,10 @@ import statistics
 import sys
 import time
 
-import numba
 import numpy as np
 
 import linfusion as lf
+from linfusion import _kernels
 
 
 def per_epoch(fn, epochs, repeats):
@@ -51,7 +51,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args(argv)
-    print(f"numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads, numpy {np.__version__}")
+    print(f"{_kernels.max_threads()} threads, numpy {np.__version__}")
     print("| case | path | median µs / epoch |")
     print("|---|---|---|")
     for name, net, data, path, epochs in engine_cases():
@@ -72,8 +72,8 @@ def main(argv=None):
     for label, net, epochs, path in [("ReLU toy late fusion, 1024 samples, sample path", relu, 20, "sample"),
                                      ("deep L=4 L_f=2, moment path", mom, 300, "moment")]:
         rates = {}
-        for threads in (1, numba.config.NUMBA_NUM_THREADS):
-            numba.set_num_threads(threads)
+        for threads in (1, _kernels.max_threads()):
+            _kernels.set_threads(threads)
 
             def fn(e, net=net, path=path):
                 lf.train_many(net, toy, lr=0.01, epochs=e, rng=list(range(64)), path=path,
@@ -81,7 +81,7 @@ def main(argv=None):
             rates[threads] = 64 / per_epoch(fn, epochs, args.repeats)
             print(f"| {label} | {threads} | {rates[threads]:.4g} | "
                   f"{rates[threads] / rates[1]:.2f}× |", flush=True)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        _kernels.set_threads(_kernels.max_threads())
     return 0
 
 

@@ -48,8 +48,18 @@ def max_threads():
     return numba.config.NUMBA_NUM_THREADS
 
 
+def get_threads():
+    """Threads the parallel kernels use now."""
+    return numba.get_num_threads()
+
+
+def set_threads(n):
+    """Let the parallel kernels use n threads (clipped to 1 .. max_threads())."""
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
 # Reductions may be reassociated so that they vectorise (2-3x faster). This flag alone keeps
-# NaN and infinity semantics (unlike fastmath=True); the summation order it picks is fixed
+# NaN and infinity semantics (unlike the full fast-math set); the summation order it picks is fixed
 # by the compiled code, so results stay reproducible run to run and batch to batch.
 _REDUCE = {"reassoc"}
 

@@ -553,14 +553,13 @@ def _numba_threads(n):
     if n is None:
         yield
         return
-    # The thread count is process state, not kernel code: the one numba call outside _kernels.
-    import numba
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    from . import _kernels
+    old = _kernels.get_threads()
+    _kernels.set_threads(n)
     try:
         yield
     finally:
-        numba.set_num_threads(old)
+        _kernels.set_threads(old)
 
 
 def _run_batch(task):

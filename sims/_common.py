@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.metadata
 import io
 import json
 import os
@@ -126,12 +127,11 @@ def finish_args(p, argv, check=None):
 def versions():
     """Versions of Python and every package the results depend on."""
     import matplotlib
-    import numba
     import scipy
 
     import linfusion
     return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "matplotlib": matplotlib.__version__,
+            "numba": importlib.metadata.version("numba"), "matplotlib": matplotlib.__version__,
             "linfusion": linfusion.__version__, "platform": platform.platform()}
 
 
