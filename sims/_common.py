@@ -42,8 +42,9 @@ def base_parser(name, description, *, workers=False):
     """An ArgumentParser with the options every experiment shares.
 
     ``--out DIR`` (default ``results/<name>/``), ``--seed``, ``--quick``, ``--show``,
-    ``--format png,pdf,svg``; with ``workers=True`` also ``--workers``, ``--force``,
-    ``--cache DIR`` and ``--scheduler ADDRESS`` for sweeps.
+    ``--format png,pdf,svg``, ``--workers`` (worker processes of a sweep; for an experiment
+    of single runs, the threads its kernels use); with ``workers=True`` (sweeps) also
+    ``--force``, ``--cache DIR`` and ``--scheduler ADDRESS``.
     """
     p = argparse.ArgumentParser(prog=f"python -m sims.{name}", description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -53,8 +54,10 @@ def base_parser(name, description, *, workers=False):
     g.add_argument("--quick", action="store_true", help="a small setting that runs in seconds")
     g.add_argument("--show", action="store_true", help="open the figure in a window")
     g.add_argument("--format", default="png", help="figure formats, comma separated (png,pdf,svg)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: all cores)" if workers else
+                   "threads the training kernels use (default: all cores)")
     if workers:
-        g.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
         g.add_argument("--force", action="store_true", help="recompute points already in the cache")
         g.add_argument("--cache", default=None, help="cache folder (default: <out>/cache)")
         g.add_argument("--scheduler", default=None,
@@ -113,11 +116,16 @@ def finish_args(p, argv, check=None):
         p.error(f"--rho {args.rho!r}: must lie in (-1, 1)")
     if hasattr(args, "ratio") and isinstance(args.ratio, float) and not args.ratio > 0:
         p.error(f"--ratio {args.ratio!r}: must be > 0")
+    if args.workers is not None and args.workers < 1:
+        p.error(f"--workers {args.workers}: must be >= 1")
     if check is not None:
         try:
             check(args)
         except (ValueError, TypeError) as exc:
             p.error(str(exc))
+    if args.workers is not None and not hasattr(args, "force"):   # single runs: kernel threads
+        import linfusion
+        linfusion.set_threads(args.workers)
     if not args.show:
         import matplotlib
         matplotlib.use("Agg")

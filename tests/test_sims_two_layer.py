@@ -125,3 +125,14 @@ def test_diverged_run_is_reported(tmp_path, capsys):
         assert late_fusion.main(["--quick", "--lr", "3", "--out", str(tmp_path)]) == 1
     assert "diverged" in capsys.readouterr().err
     assert not (tmp_path / "late_fusion.png").exists()
+
+
+def test_workers_sets_the_kernel_threads(tmp_path):
+    """--workers of a single-run experiment is the number of threads the kernels use."""
+    import linfusion
+    from linfusion import _kernels
+    try:
+        assert late_fusion.main(["--workers", "1", "--out", str(tmp_path), "--epochs", "50"]) == 0
+        assert _kernels.get_threads() == 1
+    finally:
+        linfusion.set_threads(_kernels.max_threads())
