@@ -105,23 +105,45 @@ def fill_transposes(w, wt, edges):
 
 
 @njit(cache=True)
-def forward(w, wt, edges, nodes, A, m, slope, use_bias):
-    """Sample-major forward pass: fill every computed node's columns of A[:m].
+def support(nodes, edges, D):
+    """sup[j, d]: input column d reaches node j along some path (structure, not weights).
 
-    A : (m_max, U), one row per sample (or per basis vector on the moment path); the
-    input columns are filled by the caller.
+    With the D basis vectors as inputs (moment path, end-to-end weights), row d of a node
+    with sup[j, d] False is exactly zero, and so is every gradient it would carry: the
+    passes below skip those rows (half the work of late fusion's pre-fusion layers).
+    """
+    sup = np.zeros((nodes.shape[0], D), dtype=np.bool_)
+    for j in range(nodes.shape[0]):
+        if nodes[j, 3] == 0:
+            for d in range(nodes[j, 0], nodes[j, 0] + nodes[j, 1]):
+                sup[j, d] = True
+        for e in range(edges.shape[0]):          # sources precede their node
+            if edges[e, 4] == j:
+                for d in range(D):
+                    sup[j, d] = sup[j, d] or sup[edges[e, 3], d]
+    return sup
+
+
+@njit(cache=True)
+def forward(w, wt, edges, nodes, sup, A, m):
+    """Linear forward pass over the basis vectors: fill every computed node's columns of A[:m].
+
+    A : (m, U), row s the response to the s-th input basis vector (the moment path, and the
+    end-to-end weights of any net); the input columns are filled by the caller. sup is
+    :func:`support`.
     """
     for j in range(nodes.shape[0]):
-        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
+        c0, units, kind = nodes[j, 0], nodes[j, 1], nodes[j, 3]
         if kind == 0:
             continue
         for s in range(m):
             for r in range(units):
-                A[s, c0 + r] = w[boff + r] if (use_bias and boff >= 0) else 0.0
+                A[s, c0 + r] = 0.0
         for e in range(edges.shape[0]):
             if edges[e, 4] != j:
                 continue
-            off, rows, cols, sc0 = edges[e, 0], edges[e, 1], edges[e, 2], nodes[edges[e, 3], 0]
+            off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
+            sc0 = nodes[src, 0]
             if cols < _AXPY_MIN:
                 for s in range(m):
                     z = A[s, c0:c0 + rows]                       # (rows,)
@@ -131,19 +153,15 @@ def forward(w, wt, edges, nodes, A, m, slope, use_bias):
                             _axpy(a_src[c], wt[off + c * rows:off + (c + 1) * rows], z)
             else:
                 for s in range(m):
+                    if not sup[src, s]:                          # an exactly zero source row
+                        continue
                     a_src = A[s, sc0:sc0 + cols]
                     for r in range(rows):
                         A[s, c0 + r] += _dot(a_src, w[off + r * cols:off + (r + 1) * cols])
-        if kind == 1 and slope != 1.0:
-            for s in range(m):
-                for r in range(units):
-                    z = A[s, c0 + r]
-                    if z < 0.0:
-                        A[s, c0 + r] = slope * z
 
 
 @njit(cache=True)
-def backward(w, wt, edges, nodes, A, Dl, m, target, coef, decay):
+def backward(w, wt, edges, nodes, sup, A, Dl, m, target, coef, decay):
     """Sample-major backward pass of a linear net (the moment path).
 
     Adds ``coef`` times the loss gradient to ``target``: either a gradient buffer
@@ -151,7 +169,8 @@ def backward(w, wt, edges, nodes, A, Dl, m, target, coef, decay):
     then fused into the pass, each block updated right after its error has been sent
     down with its old weights, and first multiplied by (1 − decay) for weight decay.
 
-    Dl : (m_max, U) errors, same layout as A; the output node's columns filled.
+    Dl : (m_max, U) errors, same layout as A; the output node's columns filled. Rows s
+    outside a source's support (sup[src, s] False) carry no gradient and are skipped.
     """
     out = nodes.shape[0] - 1
     for s in range(m):
@@ -172,6 +191,8 @@ def backward(w, wt, edges, nodes, A, Dl, m, target, coef, decay):
             if cols < _AXPY_MIN:                           # narrow block: work column by column
                 if pass_down:                              # Dl[s, src] = W^T Dl[s, j]
                     for s in range(m):
+                        if not sup[src, s]:
+                            continue
                         d = Dl[s, c0:c0 + rows]
                         for c in range(cols):
                             Dl[s, sc0 + c] += _dot(d, wt[off + c * rows:off + (c + 1) * rows])
@@ -194,13 +215,13 @@ def backward(w, wt, edges, nodes, A, Dl, m, target, coef, decay):
                 t_row = target[off + r * cols:off + (r + 1) * cols]
                 if pass_down:
                     for s in range(m):
-                        if Dl[s, c0 + r] != 0.0:
+                        if sup[src, s] and Dl[s, c0 + r] != 0.0:
                             _axpy(Dl[s, c0 + r], w_row, Dl[s, sc0:sc0 + cols])
                 if decay != 0.0:
                     for c in range(cols):
                         t_row[c] -= decay * t_row[c]
                 for s in range(m):
-                    if Dl[s, c0 + r] != 0.0:
+                    if sup[src, s] and Dl[s, c0 + r] != 0.0:
                         _axpy(coef * Dl[s, c0 + r], A[s, sc0:sc0 + cols], t_row)
 
 
@@ -355,7 +376,7 @@ def sample_grad(w, edges, nodes, Xt, Yt, start, stop, chunk, A, Dl, g,
 
 
 @njit(cache=True)
-def moment_forward(w, wt, edges, nodes, sxx, syx, w_ls, loss_min, A, Dl):
+def moment_forward(w, wt, edges, nodes, sup, sxx, syx, w_ls, loss_min, A, Dl):
     """Loss of a linear net from the moments; leaves W_totᵀ in A and the output error in Dl.
 
     Loss = L_min + ½ tr((W_tot − W_ls) Σxx (W_tot − W_ls)ᵀ), with W_ls the least-squares
@@ -370,7 +391,7 @@ def moment_forward(w, wt, edges, nodes, sxx, syx, w_ls, loss_min, A, Dl):
     for s in range(D):
         for d in range(D):
             A[s, d] = 1.0 if s == d else 0.0
-    forward(w, wt, edges, nodes, A, D, 1.0, False)      # A[s, oc+o] = W_tot[o, s]
+    forward(w, wt, edges, nodes, sup, A, D)              # A[s, oc+o] = W_tot[o, s]
     acc = 0.0
     for o in range(n_out):
         for s in range(D):
@@ -385,12 +406,12 @@ def moment_forward(w, wt, edges, nodes, sxx, syx, w_ls, loss_min, A, Dl):
 
 
 @njit(cache=True)
-def end_to_end(w, wt, edges, nodes, A, D, out_wtot):
+def end_to_end(w, wt, edges, nodes, sup, A, D, out_wtot):
     """out_wtot[o, d] = W_tot[o, d]: the product of weights along each path (no φ, no bias)."""
     for s in range(D):
         for d in range(D):
             A[s, d] = 1.0 if s == d else 0.0
-    forward(w, wt, edges, nodes, A, D, 1.0, False)
+    forward(w, wt, edges, nodes, sup, A, D)
     oc = nodes[nodes.shape[0] - 1, 0]
     for o in range(out_wtot.shape[0]):
         for d in range(D):
@@ -463,9 +484,10 @@ def train_moments(W, sxx, syx, w_ls, loss_min, lr, wd, edges, nodes, n_units, n_
         Dl = np.empty((D, n_units))
         wtot = np.empty((n_out, D))
         oc = nodes[nodes.shape[0] - 1, 0]
+        sup = support(nodes, edges, D)
         for k in range(n_epochs + 1):
             fill_transposes(w, wt, edges)
-            loss = moment_forward(w, wt, edges, nodes, sxx[q], syx[q], w_ls[q], loss_min[q], A, Dl)
+            loss = moment_forward(w, wt, edges, nodes, sup, sxx[q], syx[q], w_ls[q], loss_min[q], A, Dl)
             rec, st = _decide(k, loss, n_epochs, record_every, tol)
             if rec:
                 for o in range(n_out):
@@ -476,7 +498,7 @@ def train_moments(W, sxx, syx, w_ls, loss_min, lr, wd, edges, nodes, n_units, n_
             if st >= 0:
                 status[r] = st
                 break
-            backward(w, wt, edges, nodes, A, Dl, D, w, -lr[r], lr[r] * wd[r])
+            backward(w, wt, edges, nodes, sup, A, Dl, D, w, -lr[r], lr[r] * wd[r])
 
 
 @njit(parallel=True, cache=True)
@@ -505,6 +527,7 @@ def train_samples(W, Xt, Yt, lr, wd, edges, nodes, n_units, slope, use_bias, los
     GRAD = np.empty((R, P))
     active = np.ones(R, dtype=np.bool_)
     inv_n = 1.0 / n
+    sup = support(nodes, edges, D)
     for k in range(n_epochs + 1):
         for item in prange(R * G):
             r = item // G
@@ -528,7 +551,7 @@ def train_samples(W, Xt, Yt, lr, wd, edges, nodes, n_units, slope, use_bias, los
             rec, st = _decide(k, loss, n_epochs, record_every, tol)
             if rec:
                 fill_transposes(W[r], WT[r], edges)
-                end_to_end(W[r], WT[r], edges, nodes, EA[r], D, WTOT[r])
+                end_to_end(W[r], WT[r], edges, nodes, sup, EA[r], D, WTOT[r])
                 _record(r, k, loss, WTOT[r], has_pop[q], sigma[q], w_star[q],
                         rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
             if st >= 0:
@@ -569,6 +592,7 @@ def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, w_ls, loss_min):
     A = np.empty((D, n_units))
     Dl = np.empty((D, n_units))
     fill_transposes(w, wt, edges)
-    loss = moment_forward(w, wt, edges, nodes, sxx, syx, w_ls, loss_min, A, Dl)
-    backward(w, wt, edges, nodes, A, Dl, D, g, 1.0, 0.0)
+    sup = support(nodes, edges, D)
+    loss = moment_forward(w, wt, edges, nodes, sup, sxx, syx, w_ls, loss_min, A, Dl)
+    backward(w, wt, edges, nodes, sup, A, Dl, D, g, 1.0, 0.0)
     return loss, g
