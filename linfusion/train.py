@@ -208,12 +208,16 @@ def stability_bound(net, data):
     """
     _check_net(net)
     mo = _moments_of(_check_data(net, data))
+    return _bound(net.depth, mo, _least_squares(mo)[0])
+
+
+def _bound(depth, mo, w_ls):
+    """:func:`stability_bound` from the moments and the least-squares solution."""
     lam = float(np.linalg.eigvalsh(mo.sxx)[-1])
     if lam <= 0.0:
         return np.inf
-    s = float(np.linalg.norm(_least_squares(mo)[0]))
-    L = net.depth
-    return 2.0 / (L * lam * max(s, 1e-12) ** (2.0 - 2.0 / L))
+    s = float(np.linalg.norm(w_ls))
+    return 2.0 / (depth * lam * max(s, 1e-12) ** (2.0 - 2.0 / depth))
 
 
 def _choose_path(net, loss, path):
@@ -228,12 +232,10 @@ def _choose_path(net, loss, path):
     return path
 
 
-def _initial_weights(net, data, init, scale, rng, align):
+def _initial_weights(net, init, scale, rng, align):
     check_choice("init", init, ("entry", "layer", "balanced"))
     if scale is None:
         scale = 1e-9 if init == "entry" else 0.1
-    if init == "balanced" and align is None:
-        align = _least_squares(_moments_of(data))[0]
     return net.init(init, scale, rng, align=align)
 
 
@@ -385,6 +387,11 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     shapes = {(d.sxx.shape if isinstance(d, Moments) else (d.n_samples,) + d.in_dims) for d in datas}
     if len(shapes) > 1:
         raise ValueError(f"data sets have different shapes {sorted(shapes)}, must all be equal in one batch.")
+    mos = [_moments_of(d) for d in datas]
+    fits = [_least_squares(m) for m in mos]          # (W_ls, L_min) per data set
+
+    def of_run(items, r):
+        return items[r if len(items) > 1 else 0]
     # initial weights
     if w0 is not None:
         W = w0.copy()
@@ -395,12 +402,12 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
             rngs = _spawn(rng, R)
         elif len(rngs) == 1 and R > 1:
             rngs = _spawn(rngs[0], R)
-        W = np.stack([_initial_weights(net, datas[i if len(datas) > 1 else 0], init, scale, rngs[i], align)
-                      for i in range(R)])
+        W = np.stack([_initial_weights(net, init, scale, rngs[i],
+                                       of_run(fits, i)[0] if align is None else align) for i in range(R)])
     W0 = W.copy()
-    # stability warning, once per distinct data set and learning rate
+    bounds = [_bound(net.depth, m, f[0]) for m, f in zip(mos, fits)]
     if loss == "mse":
-        bound = min(stability_bound(net, d) for d in datas)
+        bound = min(bounds)
         if lrs.max() > bound:
             warnings.warn(f"lr == {lrs.max():g} is above the stability bound {bound:.3g} estimated from the "
                           f"data's moments (2 / (L λ_max(Σxx) ‖W_ls‖^(2-2/L))); training may diverge.",
@@ -419,8 +426,6 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     n_rec = np.zeros(R, dtype=np.int64)
     status = np.zeros(R, dtype=np.int64)
     if path == "moment":
-        mos = [_moments_of(d) for d in datas]
-        fits = [_least_squares(m) for m in mos]
         K.train_moments(W, np.stack([m.sxx for m in mos]), np.stack([m.syx for m in mos]),
                         np.stack([f[0] for f in fits]), np.array([f[1] for f in fits]), lrs, wds,
                         edges, nodes, n_units, epochs,
@@ -442,7 +447,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         wt = rec_wtot[r, :m]
         if st == "diverged":
             msg = (f"diverged: the loss became non-finite at epoch {ep[-1]} with lr = {lrs[r]:g}; "
-                   f"try lr <= {0.5 * stability_bound(net, datas[r if len(datas) > 1 else 0]):.3g} "
+                   f"try lr <= {0.5 * of_run(bounds, r):.3g} "
                    "(half the stability bound from the data's moments).")
             warnings.warn(msg, RuntimeWarning, stacklevel=2 if not _single else 3)
         elif st == "converged":
@@ -452,6 +457,6 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         results.append(TrainResult(
             epochs=ep, loss=rec_loss[r, :m].copy(),
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
-            eg=rec_eg[r, :m].copy() if has_pop[r if len(datas) > 1 else 0] else None,
+            eg=rec_eg[r, :m].copy() if of_run(has_pop, r) else None,
             w=W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
     return results

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["COLORS", "THEORY_STYLE", "base_parser", "add_toy_args", "add_train_args", "finish_args",
-           "save", "load", "versions", "atomic_write", "figure", "show_or_close", "Timer", "fail"]
+           "save", "load", "versions", "atomic_write", "figure", "announce", "show_or_close", "Timer", "fail"]
 
 #: simulation colours: A blue, B magenta, loss black (the paper's); theory in black dashes
 COLORS = {"a": "tab:blue", "b": "tab:pink", "loss": "black", "eg": "tab:green",
@@ -283,6 +283,13 @@ def figure(nrows=1, ncols=1, *, width=4.2, height=3.2, **kw):
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
                              constrained_layout=True, **kw)
     return fig, axes
+
+
+def announce(report, written, fig, args):
+    """Print the experiment's summary and the files it wrote; show or close its figure."""
+    print(report)
+    print("  wrote " + ", ".join(str(p) for p in written))
+    show_or_close(fig, args)
 
 
 def show_or_close(fig, args):

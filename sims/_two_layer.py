@@ -34,7 +34,7 @@ from theory.fixed_points import late_fixed_points
 from theory.two_layer import late_times, time_ratio_toy, toy_stats
 
 from ._common import (COLORS, THEORY_STYLE, Timer, add_toy_args, add_train_args, base_parser, fail,
-                      finish_args, save, show_or_close)
+                      finish_args, save, announce)
 
 __all__ = ["FUSE_DEPTH", "QUICK", "parser", "parse", "setup", "simulate", "predict", "summary",
            "plot_trajectories", "plot_units", "trajectory_figure", "arrays", "map_error", "main",
@@ -536,7 +536,5 @@ def main(module, argv=None):
         fig = module.plot(sim, pred, args)
         written = save(args.out, module.NAME, fig=fig, formats=args.formats, arrays=arrays(sim, pred),
                        config=args)
-    print(summary(sim, pred, args, module.FUSION, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    show_or_close(fig, args)
+    announce(summary(sim, pred, args, module.FUSION, timer.seconds), written, fig, args)
     return 0

@@ -41,7 +41,7 @@ from linfusion import FusionNet
 from linfusion.data import multi
 
 from ._common import (COLORS, THEORY_STYLE, Timer, base_parser, fail, figure, parse_quick, save,
-                      show_or_close)
+                      announce)
 
 NAME = "generalization"
 ARCHS = ("early", "late")
@@ -376,9 +376,7 @@ def main(argv=None):
         fig = plot(sim, pred, args)
         arrays = {**{f"sim_{k}": v for k, v in sim.items()}, **{f"pred_{k}": v for k, v in pred.items()}}
         written = save(args.out, NAME, fig=fig, formats=args.formats, arrays=arrays, config=args, table=rows)
-    print(report(rows, pred, args, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    show_or_close(fig, args)
+    announce(report(rows, pred, args, timer.seconds), written, fig, args)
     return 0
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from theory.two_layer import misattribution_toy, time_ratio_toy
 
-from ._common import Timer, base_parser, figure, parse_quick, save, show_or_close
+from ._common import Timer, base_parser, figure, parse_quick, save, announce
 
 NAME = "heatmaps"
 #: (r, ρ, value in THEORY.md §8 for the signed form)
@@ -169,9 +169,7 @@ def main(argv=None):
         fig = plot(sim, pred, args)
         written = save(args.out, NAME, fig=fig, formats=args.formats,
                        arrays={f"pred_{k}": v for k, v in pred.items()}, config=args)
-    print(report(pred, args, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    show_or_close(fig, args)
+    announce(report(pred, args, timer.seconds), written, fig, args)
     return 0
 
 

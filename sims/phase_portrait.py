@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from . import _two_layer
-from ._common import COLORS, THEORY_STYLE, Timer, fail, figure, save, show_or_close
+from ._common import COLORS, THEORY_STYLE, Timer, fail, figure, save, announce
 
 NAME = "phase_portrait"
 FUSIONS = ("late", "early")
@@ -187,9 +187,7 @@ def main(argv=None):
         pred = predict(args)
         fig = plot(sim, pred, args)
         written = save(args.out, NAME, fig=fig, formats=args.formats, arrays=_arrays(sim, pred), config=args)
-    print(summary(sim, pred, args, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    show_or_close(fig, args)
+    announce(summary(sim, pred, args, timer.seconds), written, fig, args)
     return 0
 
 

@@ -555,9 +555,7 @@ def main(argv=None):
             return C.fail(f"{NAME}: {sim['message']}")
         fig = plot(sim, pred, args)
         written = C.save(args.out, NAME, fig=fig, formats=args.formats, arrays=arrays(sim, pred), config=args)
-    print(summary(sim, pred, args, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    C.show_or_close(fig, args)
+    C.announce(summary(sim, pred, args, timer.seconds), written, fig, args)
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from theory.two_layer import contribution_threshold, preference_region, prioritisation_threshold
 
 from . import _two_layer
-from ._common import COLORS, THEORY_STYLE, Timer, fail, figure, save, show_or_close
+from ._common import COLORS, THEORY_STYLE, Timer, fail, figure, save, announce
 
 NAME = "superficial"
 
@@ -167,9 +167,7 @@ def main(argv=None):
         fig = plot(sim, pred, args)
         written = save(args.out, NAME, fig=fig, formats=args.formats, arrays=_two_layer.arrays(sim, pred),
                        config=args)
-    print(summary(sim, pred, args, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    show_or_close(fig, args)
+    announce(summary(sim, pred, args, timer.seconds), written, fig, args)
     return 0
 
 

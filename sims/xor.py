@@ -44,7 +44,7 @@ import numpy as np
 
 from linfusion.sweep import grid, run_sweep
 
-from ._common import COLORS, THEORY_STYLE, Timer, base_parser, figure, parse_quick, save, show_or_close
+from ._common import COLORS, THEORY_STYLE, Timer, base_parser, figure, parse_quick, save, announce
 
 NAME = "xor"
 ARCHS = ("early", "late")
@@ -406,9 +406,7 @@ def main(argv=None):
                   **{f"pred_{k}": v for k, v in pred.items()}}
         written = save(args.out, NAME, fig=fig, formats=args.formats, arrays=arrays, config=args,
                        table=sim["table"])
-    print(report(sim, args, timer.seconds))
-    print("  wrote " + ", ".join(str(p) for p in written))
-    show_or_close(fig, args)
+    announce(report(sim, args, timer.seconds), written, fig, args)
     return 0
 
 

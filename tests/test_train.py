@@ -551,7 +551,7 @@ def paper_toy():
 
 def test_late_fusion_has_a_unimodal_plateau(paper_toy):
     ds = paper_toy
-    xa, xb = ds.xs[0][:, 0], ds.xs[1][:, 0]
+    xa = ds.xs[0][:, 0]
     y = ds.y[:, 0]
     # fixed points from the data themselves (THEORY §6.1), not from the engine
     s_a, syx_a = np.mean(xa * xa), np.mean(y * xa)
