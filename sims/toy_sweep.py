@@ -169,9 +169,8 @@ def check(args):
         raise ValueError(f"--tol {args.tol!r}: must be >= 0")
     if not args.drop_loss > 0:
         raise ValueError(f"--drop-loss {args.drop_loss!r}: must be > 0")
-    for name in ("workers", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name} {getattr(args, name)}: must be >= 1")
+    if args.threads is not None and args.threads < 1:       # --workers: checked by finish_args
+        raise ValueError(f"--threads {args.threads}: must be >= 1")
     args.variants = [v for v in VARIANTS if getattr(args, v)]
 
 
