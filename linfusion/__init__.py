@@ -7,9 +7,9 @@ gradient descent (:func:`train`, :func:`train_many`) and the paper's measurement
 (:mod:`linfusion.analysis`). By convention modality 0 is A, the first-learned one.
 """
 from . import analysis, data
-from ._kernels import set_threads
+from ._engine import set_threads
 from .architecture import FusionNet
-from .train import TrainResult, loss_and_grad, stability_bound, train, train_many
+from .training import TrainResult, loss_and_grad, stability_bound, train, train_many
 
 __version__ = "0.1.0"
 

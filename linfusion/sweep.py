@@ -70,7 +70,7 @@ import numpy as np
 from . import data as _data
 from .architecture import INIT_SCHEMES, FusionNet
 from .data import Dataset, Moments
-from .train import LOSSES, train_many
+from .training import LOSSES, train_many
 from .validation import check_choice, check_int, check_scalar
 
 __all__ = ["grid", "normalize", "point_key", "build", "run_point", "run_sweep", "load_point",
@@ -201,7 +201,7 @@ def _normalize_train(cfg):
     cfg["lr"] = check_scalar("lr", cfg["lr"], lo=0.0, lo_open=True)
     cfg["epochs"] = check_int("epochs", cfg["epochs"], lo=1)
     cfg["tol"] = check_scalar("tol", cfg["tol"], lo=0.0)
-    cfg["loss"] = check_choice("loss", cfg["loss"], tuple(LOSSES))
+    cfg["loss"] = check_choice("loss", cfg["loss"], LOSSES)
     cfg["weight_decay"] = check_scalar("weight_decay", cfg["weight_decay"], lo=0.0)
     cfg["record_every"] = check_int("record_every", cfg["record_every"], lo=1)
     cfg["path"] = check_choice("path", cfg["path"], ("auto", "moment", "sample"))
@@ -526,7 +526,7 @@ def _result_meta(result):
 
 
 def _result_from(arrays, meta):
-    from .train import TrainResult
+    from .training import TrainResult
     n = meta["net"]
     net = FusionNet(tuple(n["in_dims"]), n["out_dim"], n["width"], n["depth"], n["fuse_depth"],
                     n["slope"], n["bias"])
@@ -553,13 +553,13 @@ def _numba_threads(n):
     if n is None:
         yield
         return
-    from . import _kernels
-    old = _kernels.get_threads()
-    _kernels.set_threads(n)
+    from . import _engine
+    old = _engine.get_threads()
+    _engine.set_threads(n)
     try:
         yield
     finally:
-        _kernels.set_threads(old)
+        _engine.set_threads(old)
 
 
 def _run_batch(task):

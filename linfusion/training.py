@@ -18,21 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels as K
+from . import _engine
 from .architecture import FusionNet
 from .data import Dataset, Moments
 from .validation import check_array, check_choice, check_covariance, check_int, check_scalar
 
 __all__ = ["TrainResult", "train", "train_many", "loss_and_grad", "stability_bound", "LOSSES"]
 
-LOSSES = {"mse": K.LOSS_MSE, "exponential": K.LOSS_EXP, "logistic": K.LOSS_LOGISTIC}
-_STATUS = {K.STATUS_COMPLETED: "completed", K.STATUS_CONVERGED: "converged", K.STATUS_DIVERGED: "diverged"}
-_GROUP = 1024     # samples per parallel group on the sample path (fixed: results do not depend on threads)
-
-
-def _chunk(n_units):
-    """Samples per cache-resident chunk: activations and errors of a chunk fit in ~1 MiB."""
-    return int(min(512, max(16, (65536 // n_units) // 8 * 8)))
+LOSSES = tuple(_engine.LOSS_CODES)
 
 
 @dataclass(frozen=True)
@@ -90,61 +83,6 @@ class TrainResult:
     def w_tot_all(self):
         """End-to-end weights of all modalities side by side, shape (n_rec, out_dim, D)."""
         return np.concatenate(self.w_tot, axis=2)
-
-
-# ---------------------------------------------------------------------- graph tables
-def graph(net):
-    """Node and edge tables of ``net`` for the kernels, and the buffer width.
-
-    Returns
-    -------
-    nodes : ndarray of int64 of shape (n_nodes, 4)
-        (buffer column, units, bias offset or -1, kind 0 input / 1 hidden / 2 output).
-    edges : ndarray of int64 of shape (n_edges, 5)
-        (weight offset, rows, cols, source node, destination node).
-    n_units : int
-        Columns of the activation buffer.
-    """
-    lay = net.layout
-    nodes, edges = [], []
-    col = 0
-    for d in net.in_dims:
-        nodes.append([col, d, -1, 0])
-        col += d
-
-    def find(mod, layer, kind):
-        hit = np.flatnonzero((lay[:, 3] == mod) & (lay[:, 4] == layer) & (lay[:, 5] == kind))
-        return int(lay[hit[0], 0]) if hit.size else -1
-
-    def add_node(units, bias_off, kind):
-        nonlocal col
-        nodes.append([col, units, bias_off, kind])
-        col += units
-        return len(nodes) - 1
-
-    L, Lf = net.depth, net.fuse_depth
-    last = list(range(net.n_modalities))
-    for k in range(net.n_modalities):
-        for layer in range(1, Lf):
-            j = add_node(net.width, find(k, layer, 1), 1)
-            off = find(k, layer, 0)
-            r, c = (int(v) for v in lay[lay[:, 0] == off][0, 1:3])
-            edges.append([off, r, c, last[k], j])
-            last[k] = j
-    fuse_units = net.out_dim if Lf == L else net.width
-    j = add_node(fuse_units, find(-1, Lf, 1), 2 if Lf == L else 1)
-    for k in range(net.n_modalities):
-        off = find(k, Lf, 0)
-        r, c = (int(v) for v in lay[lay[:, 0] == off][0, 1:3])
-        edges.append([off, r, c, last[k], j])
-    prev = j
-    for layer in range(Lf + 1, L + 1):
-        off = find(-1, layer, 0)
-        r, c = (int(v) for v in lay[lay[:, 0] == off][0, 1:3])
-        j = add_node(r, find(-1, layer, 1), 2 if layer == L else 1)
-        edges.append([off, r, c, prev, j])
-        prev = j
-    return np.array(nodes, dtype=np.int64), np.array(edges, dtype=np.int64), col
 
 
 # ---------------------------------------------------------------------- helpers
@@ -274,19 +212,16 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
         Without weight decay.
     """
     _check_net(net)
-    check_choice("loss", loss, tuple(LOSSES))
+    check_choice("loss", loss, LOSSES)
     data = _check_data(net, data)
     w = check_array("w", w, ndim=1, shape=(net.n_params,))
     path = _choose_path(net, loss, path)
     if isinstance(data, Moments) and path == "sample":
         raise ValueError("data is Moments, must be a Dataset for the sample path.")
-    nodes, edges, n_units = graph(net)
     if path == "moment":
         mo = _moments_of(data)
-        return K.loss_grad_moments(w, edges, nodes, n_units, mo.sxx, mo.syx, *_least_squares(mo))
-    return K.loss_grad_samples(w, edges, nodes, n_units, np.ascontiguousarray(data.x.T),
-                               np.ascontiguousarray(data.y.T), net.slope, net.bias, LOSSES[loss],
-                               _chunk(n_units))
+        return _engine.loss_grad(net, path, w, moments=mo, fit=_least_squares(mo))
+    return _engine.loss_grad(net, path, w, data=data, loss=loss)
 
 
 def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
@@ -360,7 +295,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     list of TrainResult
     """
     _check_net(net)
-    check_choice("loss", loss, tuple(LOSSES))
+    check_choice("loss", loss, LOSSES)
     epochs = check_int("epochs", epochs, lo=1)
     record_every = check_int("record_every", record_every, lo=1)
     tol = check_scalar("tol", tol, lo=0.0)
@@ -412,51 +347,32 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
             warnings.warn(f"lr == {lrs.max():g} is above the stability bound {bound:.3g} estimated from the "
                           f"data's moments (2 / (L λ_max(Σxx) ‖W_ls‖^(2-2/L))); training may diverge.",
                           RuntimeWarning, stacklevel=2 if not _single else 3)
-    nodes, edges, n_units = graph(net)
     D, n_out = net.in_dim, net.out_dim
     has_pop = np.array([isinstance(d, Dataset) and d.sigma is not None and d.w_star is not None
                         for d in datas])
     sigma = np.stack([d.sigma if p else np.zeros((D, D)) for d, p in zip(datas, has_pop)])
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
-    n_max = epochs // record_every + 2
-    rec_epoch = np.zeros((R, n_max), dtype=np.int64)
-    rec_loss = np.zeros((R, n_max))
-    rec_wtot = np.zeros((R, n_max, n_out, D))
-    rec_eg = np.zeros((R, n_max))
-    n_rec = np.zeros(R, dtype=np.int64)
-    status = np.zeros(R, dtype=np.int64)
-    if path == "moment":
-        K.train_moments(W, np.stack([m.sxx for m in mos]), np.stack([m.syx for m in mos]),
-                        np.stack([f[0] for f in fits]), np.array([f[1] for f in fits]), lrs, wds,
-                        edges, nodes, n_units, epochs,
-                        record_every, tol, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot,
-                        rec_eg, n_rec, status)
-    else:
-        Xt = np.stack([d.x.T for d in datas])
-        Yt = np.stack([d.y.T for d in datas])
-        n = Xt.shape[2]
-        groups = max(1, -(-n // _GROUP))
-        K.train_samples(W, Xt, Yt, lrs, wds, edges, nodes, n_units, net.slope, net.bias, LOSSES[loss],
-                        groups, _chunk(n_units), K.max_threads(), epochs, record_every, tol, has_pop, sigma, w_star,
-                        rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status)
+    rec = _engine.fit(net, path, W, moments=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss,
+                      epochs=epochs, record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma,
+                      w_star=w_star)
     results = []
     for r in range(R):
-        m = int(n_rec[r])
-        st = _STATUS[int(status[r])]
-        ep = rec_epoch[r, :m].copy()
-        wt = rec_wtot[r, :m]
+        m = int(rec.n_rec[r])
+        st = _engine.STATUS_NAMES[int(rec.status[r])]
+        ep = rec.epoch[r, :m].copy()
+        wt = rec.w_tot[r, :m]
         if st == "diverged":
             msg = (f"diverged: the loss became non-finite at epoch {ep[-1]} with lr = {lrs[r]:g}; "
                    f"try lr <= {0.5 * of_run(bounds, r):.3g} "
                    "(half the stability bound from the data's moments).")
             warnings.warn(msg, RuntimeWarning, stacklevel=2 if not _single else 3)
         elif st == "converged":
-            msg = f"converged: loss {rec_loss[r, m - 1]:.3g} < tol {tol:g} at epoch {ep[-1]}."
+            msg = f"converged: loss {rec.loss[r, m - 1]:.3g} < tol {tol:g} at epoch {ep[-1]}."
         else:
-            msg = f"completed {epochs} epochs; final loss {rec_loss[r, m - 1]:.6g}."
+            msg = f"completed {epochs} epochs; final loss {rec.loss[r, m - 1]:.6g}."
         results.append(TrainResult(
-            epochs=ep, loss=rec_loss[r, :m].copy(),
+            epochs=ep, loss=rec.loss[r, :m].copy(),
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
-            eg=rec_eg[r, :m].copy() if of_run(has_pop, r) else None,
+            eg=rec.eg[r, :m].copy() if of_run(has_pop, r) else None,
             w=W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
     return results
