@@ -25,9 +25,19 @@ import numpy as np
 
 from .validation import check_array, check_choice, check_int, check_scalar
 
-__all__ = ["FusionNet", "INIT_SCHEMES"]
+__all__ = ["FusionNet", "INIT_SCHEMES", "default_scale"]
 
 INIT_SCHEMES = ("entry", "layer", "balanced")
+
+
+def default_scale(scheme):
+    """The initialisation scale a scheme uses when none is given.
+
+    1e-9 for ``entry`` (the paper's two-layer nets), 0.1 for ``layer`` and ``balanced`` (its
+    deep nets).
+    """
+    check_choice("scheme", scheme, INIT_SCHEMES)
+    return 1e-9 if scheme == "entry" else 0.1
 
 
 @dataclass(frozen=True)
@@ -214,7 +224,7 @@ class FusionNet:
         return out
 
     # ------------------------------------------------------------------ initialisation
-    def init(self, scheme="entry", scale=1e-9, rng=None, *, align=None):
+    def init(self, scheme="entry", scale=None, rng=None, *, align=None):
         """Draw an initial flat weight vector.
 
         Parameters
@@ -230,8 +240,8 @@ class FusionNet:
             vectors chained from layer to layer, the first one along ``align``'s block k;
             shared layers have scale √K·u0, so every conserved quantity of THEORY.md §5 is
             exactly zero and the scalar-chain theory of §6.6 applies from the first step.
-        scale : float
-            The initialisation scale u0 (> 0).
+        scale : float, optional
+            The initialisation scale u0 (> 0); default :func:`default_scale` of the scheme.
         rng : int, Generator or SeedSequence, optional
             Source of randomness (``np.random.default_rng`` accepts it).
         align : ndarray of shape (out_dim, D), optional
@@ -247,7 +257,7 @@ class FusionNet:
             Biases start at zero.
         """
         check_choice("scheme", scheme, INIT_SCHEMES)
-        scale = check_scalar("scale", scale, lo=0.0, lo_open=True)
+        scale = default_scale(scheme) if scale is None else check_scalar("scale", scale, lo=0.0, lo_open=True)
         rng = np.random.default_rng(rng)
         w = np.zeros(self.n_params)
         if scheme == "entry":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _engine
-from .architecture import FusionNet
+from .architecture import INIT_SCHEMES, FusionNet
 from .data import Dataset, Moments
 from .validation import check_array, check_choice, check_covariance, check_int, check_scalar
 
@@ -171,9 +171,7 @@ def _choose_path(net, loss, path):
 
 
 def _initial_weights(net, init, scale, rng, align):
-    check_choice("init", init, ("entry", "layer", "balanced"))
-    if scale is None:
-        scale = 1e-9 if init == "entry" else 0.1
+    check_choice("init", init, INIT_SCHEMES)
     return net.init(init, scale, rng, align=align)
 
 
