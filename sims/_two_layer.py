@@ -346,18 +346,25 @@ def _snapshot_marks(ax, sim):
     """(i), (ii), ... above the panel at the snapshot epochs."""
     if "snap_epochs" not in sim:
         return
+    from matplotlib.font_manager import FontProperties
+
+    span = float(sim["epochs"][-1]) or 1.0
+    fontsize = FontProperties(size="small").get_size_in_points()
+    lift, last = 0, -np.inf
     for k, e in enumerate(sim["snap_epochs"]):
         ax.axvline(e, color=S.COLORS["level"], linewidth=0.6, linestyle=":", zorder=0)
+        lift = lift + 1.1 * fontsize if (e - last) / span < 0.1 else 0   # stack labels of close snapshots
+        last = e
         ax.annotate(f"({_ROMAN[k % len(_ROMAN)]})", (e, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                    xytext=(0, 2 + lift), textcoords="offset points", ha="center", va="bottom",
                     fontsize="small", annotation_clip=False)
 
 
 def plot_loss(ax, sim, pred, *, level=True):
     """Loss/L(0) over epochs: simulation, the exact map (dashed) and the plateau level."""
-    ax.plot(sim["epochs"], sim["loss_rel"], label="simulation", **S.sim_kw(S.COLORS["loss"]))
-    ax.plot(pred["epochs"], pred["map_loss_rel"], label="theory: exact map at lr", **S.theory_kw(S.COLORS["loss"]))
-    ax.plot(pred["epochs"], pred["ode_loss_rel"], label="gradient flow (lr → 0)", color=S.COLORS["level"],
+    ax.plot(sim["epochs"], sim["loss_rel"], label="loss, simulation", **S.sim_kw(S.COLORS["loss"]))
+    ax.plot(pred["epochs"], pred["map_loss_rel"], label="loss, exact map", **S.theory_kw(S.COLORS["loss"]))
+    ax.plot(pred["epochs"], pred["ode_loss_rel"], label="loss, gradient flow", color=S.COLORS["loss"],
             linestyle=":", linewidth=1.0)
     if level:
         ax.axhline(pred["plateau_loss_rel"], color=S.COLORS["level"], linewidth=0.8, linestyle=(0, (1, 2)))
@@ -377,7 +384,7 @@ def plot_weights(ax, sim, pred, *, level=True):
         ax.plot(sim["epochs"], sim["w_tot"][:, k], label=f"{name} simulation", **S.sim_kw(color))
         ax.plot(pred["epochs"], pred["map_w_tot"][:, k], label=f"{name} exact map", **S.theory_kw(color))
         ax.plot(pred["epochs"], pred["ode_w_tot"][:, k], color=color, linestyle=":", linewidth=1.0,
-                label="gradient flow (lr → 0)" if k == 0 else None)
+                label=f"{name} gradient flow")
     if level:
         ax.axhline(pred["wa_uni"], color=S.COLORS["level"], linewidth=0.8, linestyle=(0, (1, 2)))
         ax.annotate(r"$W_A(M_A)$", (1.0, pred["wa_uni"]), xycoords=("axes fraction", "data"), xytext=(-2, 2),
@@ -387,6 +394,18 @@ def plot_weights(ax, sim, pred, *, level=True):
     ax.set_xlim(0, pred["epochs"][-1])
     ax.set_xlabel("epoch")
     ax.set_ylabel("end-to-end weight")
+
+
+def style_legend():
+    """Legend handles that explain the colours (series) and the line styles (simulation, theory)."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], label="loss", **S.sim_kw(S.COLORS["loss"])),
+            Line2D([], [], label=S.W_A, **S.sim_kw(S.COLORS["a"])),
+            Line2D([], [], label=S.W_B, **S.sim_kw(S.COLORS["b"])),
+            Line2D([], [], label="simulation: wide band", color="0.6", linewidth=2.8, alpha=0.55),
+            Line2D([], [], label="exact map at lr: dashed", **S.theory_kw("black")),
+            Line2D([], [], label="gradient flow (lr → 0):\ndotted", color="black", linestyle=":", linewidth=1.0)]
 
 
 def plot_units(ax, units, branch, syx, w_star, fusion):
@@ -446,8 +465,7 @@ def trajectory_figure(cfg, sim, pred, fusion):
     plot_weights(ax_w, sim, pred, level=fusion == "late")
     for ax in (ax_loss, ax_w):
         _snapshot_marks(ax, sim)
-    ax_loss.legend(loc="upper right")
-    ax_w.legend(loc="lower right", ncols=1)
+    top.legend(handles=style_legend(), loc="outside right center")
     axes = bottom.subplots(1, n_snap)
     axes = np.atleast_1d(axes)
     for k, (ax, e) in enumerate(zip(axes, sim["snap_epochs"])):
