@@ -893,7 +893,7 @@ def test_result_keeps_the_moments_it_trained_on(toy_small):
 
 # ---------------------------------------------------------------------- 11. imports (issue 9.4)
 @pytest.mark.parametrize("stmt,forbidden", [
-    ("import linfusion", ("numba", "scipy.integrate", "matplotlib", "pandas", "xarray")),
+    ("import linfusion", ("numba", "scipy.integrate", "matplotlib", "pandas", "xarray", "linfusion.sweep")),
     ("import linfusion.training, linfusion.analysis, linfusion.data, linfusion.validation",
      ("numba", "scipy.integrate", "matplotlib")),
     ("import theory", ("numba", "matplotlib")),
@@ -914,3 +914,5 @@ def test_module_and_function_names():
     assert callable(lf.train) and lf.train is lf.training.train
     assert importlib.import_module("linfusion.training") is lf.training
     assert lf.training.TrainResult is lf.TrainResult
+    import linfusion.sweep
+    assert lf.sweep is linfusion.sweep and callable(lf.sweep.run_sweep)     # loaded on first use
