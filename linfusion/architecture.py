@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .validation import check_array, check_choice, check_int, check_scalar
+from .validation import check_array, check_choice, check_int, check_rng, check_scalar
 
 __all__ = ["FusionNet", "INIT_SCHEMES", "default_scale"]
 
@@ -38,6 +38,15 @@ def default_scale(scheme):
     """
     check_choice("scheme", scheme, INIT_SCHEMES)
     return 1e-9 if scheme == "entry" else 0.1
+
+
+def _std(scale, num, den):
+    """√(num · scale² / den), also for scales whose square under- or overflows float64."""
+    with np.errstate(over="ignore", under="ignore"):
+        sq = float(np.float64(scale) ** 2)
+    if np.isfinite(sq) and sq >= np.finfo(np.float64).tiny:
+        return float(np.sqrt(num * sq / den))
+    return float(scale * np.sqrt(num / den))
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,63 @@ class FusionNet:
     def _check_w(self, w):
         return check_array("w", w, ndim=1, shape=(self.n_params,), finite=False)
 
+    # ------------------------------------------------------------------ forward pass
+    def _check_inputs(self, xs):
+        """Per-modality input matrices (n, d_k) from a sequence of them or one (n, D) array."""
+        if isinstance(xs, np.ndarray) or (hasattr(xs, "ndim") and not isinstance(xs, (list, tuple))):
+            x = check_array("xs", xs, ndim=2, shape=(None, self.in_dim))
+            return tuple(x[:, sl] for sl in self.in_slices)
+        if not isinstance(xs, (list, tuple)) or len(xs) != self.n_modalities:
+            raise TypeError(f"xs is a {type(xs).__name__}"
+                            f"{' of length ' + str(len(xs)) if isinstance(xs, (list, tuple)) else ''}, must be "
+                            f"{self.n_modalities} arrays (n, d_k), one per modality, or one array (n, {self.in_dim}).")
+        out = tuple(check_array(f"xs[{k}]", x, ndim=2, shape=(None, d))
+                    for k, (x, d) in enumerate(zip(xs, self.in_dims)))
+        n = {x.shape[0] for x in out}
+        if len(n) > 1:
+            raise ValueError(f"xs have {sorted(n)} rows, must all have the same number of samples.")
+        return out
+
+    def forward(self, w, xs):
+        """The network's output on inputs ``xs`` (NumPy, float64).
+
+        Layer by layer: z = W h + b, and the leaky ReLU φ(z) = z (z > 0), slope·z (z <= 0)
+        after every layer but the last; the fusion layer sums its column blocks F_k h_k
+        (plus its one bias). The loss the engine minimises is ½ <|y − ŷ|²> of this output
+        (squared loss).
+
+        Parameters
+        ----------
+        w : ndarray of shape (n_params,)
+            Flat weights (e.g. ``TrainResult.w``).
+        xs : sequence of ndarray of shape (n, d_k), or ndarray of shape (n, D)
+            Inputs of each modality, or all of them side by side (``Dataset.x``).
+
+        Returns
+        -------
+        ndarray of shape (n, out_dim)
+        """
+        w = self._check_w(w)
+        xs = self._check_inputs(xs)
+        slope = self.slope
+
+        def phi(z):
+            return z if slope == 1.0 else np.where(z > 0, z, slope * z)
+
+        def bias(modality, layer):
+            return self.blocks(w, modality=modality, layer=layer, kind=1)[0] if self.bias else 0.0
+
+        Lf, L = self.fuse_depth, self.depth
+        hs = []
+        for k, h in enumerate(xs):
+            for layer in range(1, Lf):
+                h = phi(h @ self.blocks(w, modality=k, layer=layer)[0].T + bias(k, layer))
+            hs.append(h)
+        z = sum(h @ self.blocks(w, modality=k, layer=Lf)[0].T for k, h in enumerate(hs)) + bias(-1, Lf)
+        for layer in range(Lf + 1, L + 1):
+            z = phi(z) @ self.blocks(w, modality=-1, layer=layer)[0].T + bias(-1, layer)
+        return np.ascontiguousarray(z)
+
     # ------------------------------------------------------------------ end-to-end weights
     def w_tot(self, w):
         """End-to-end weights of each modality: the product of the weight matrices on its path.
@@ -258,7 +324,7 @@ class FusionNet:
         """
         check_choice("scheme", scheme, INIT_SCHEMES)
         scale = default_scale(scheme) if scale is None else check_scalar("scale", scale, lo=0.0, lo_open=True)
-        rng = np.random.default_rng(rng)
+        rng = np.random.default_rng(check_rng("rng", rng))
         w = np.zeros(self.n_params)
         if scheme == "entry":
             for off, r, c, m, lay, kd in self.layout:
@@ -272,9 +338,9 @@ class FusionNet:
             n_fuse = int(np.sum(self.layout[fuse, 1] * self.layout[fuse, 2]))   # whole fusion matrix
             for off, r, c, m, lay, kd in self.layout:
                 if kd == 0:
-                    var = scale ** 2 / (r * c) if lay < self.fuse_depth else 2.0 * scale ** 2 / (
-                        n_fuse if lay == self.fuse_depth else r * c)
-                    w[off:off + r * c] = np.sqrt(var) * rng.standard_normal(r * c)
+                    std = _std(scale, 1.0, r * c) if lay < self.fuse_depth else _std(
+                        scale, 2.0, n_fuse if lay == self.fuse_depth else r * c)
+                    w[off:off + r * c] = std * rng.standard_normal(r * c)
             return w
         return self._balanced(w, scale, rng, align)
 

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_scalar", "check_int", "check_array", "check_choice", "check_covariance"]
+__all__ = ["check_scalar", "check_int", "check_array", "check_choice", "check_covariance", "check_rng"]
 
 
 # Most negative eigenvalue, relative to the largest |eigenvalue|, that is still rounding
@@ -88,6 +88,9 @@ def check_choice(name, value, choices):
 def check_array(name, value, *, ndim=None, shape=None, finite=True, dtype=np.float64):
     """Return ``value`` as a C-contiguous array of ``dtype``, else raise.
 
+    Integer, boolean and floating inputs are converted; complex input is refused (its
+    imaginary part would be lost), as are strings and other non-numeric dtypes.
+
     Parameters
     ----------
     ndim : int or tuple of int, optional
@@ -97,10 +100,21 @@ def check_array(name, value, *, ndim=None, shape=None, finite=True, dtype=np.flo
     finite : bool
         Reject NaN and infinity.
     """
+    want_type = np.dtype(dtype).name
     try:
-        arr = np.ascontiguousarray(value, dtype=dtype)
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:          # ragged nesting
+        raise TypeError(f"{name} could not be converted to an array of {want_type}: {exc}") from None
+    if raw.dtype.kind == "c":
+        raise TypeError(f"{name} has complex dtype {raw.dtype}, must be real (the imaginary part would be "
+                        "lost).")
+    if raw.dtype.kind not in "biufO":
+        raise TypeError(f"{name} could not be converted to an array of {want_type}: it has dtype "
+                        f"{raw.dtype}, must hold real numbers.")
+    try:
+        arr = np.ascontiguousarray(raw, dtype=dtype)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} could not be converted to an array of {np.dtype(dtype).name}: {exc}") from None
+        raise TypeError(f"{name} could not be converted to an array of {want_type}: {exc}") from None
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
@@ -114,6 +128,32 @@ def check_array(name, value, *, ndim=None, shape=None, finite=True, dtype=np.flo
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} has {bad} non-finite entries, must be all finite.")
     return arr
+
+
+def check_rng(name, value):
+    """Return ``value`` if ``np.random.default_rng`` / ``SeedSequence`` accept it as a seed, else raise.
+
+    Accepted: None, a non-negative integer, a non-empty sequence of non-negative integers
+    (entropy), a ``numpy.random.SeedSequence``, ``Generator`` or ``BitGenerator``.
+    """
+    rule = ("must be None, a non-negative integer (or a sequence of them), a numpy SeedSequence or a "
+            "Generator.")
+    if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator,
+                                           np.random.BitGenerator)):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} == {value!r}, {rule}")
+    if isinstance(value, numbers.Integral):
+        if value < 0:
+            raise ValueError(f"{name} == {value}, must be >= 0 (a seed).")
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(np.ravel(np.asarray(value, dtype=object))) if isinstance(value, np.ndarray) else list(value)
+        if items and all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in items):
+            if min(items) < 0:
+                raise ValueError(f"{name} == {value!r}, must hold integers >= 0 (seed entropy).")
+            return value
+    raise TypeError(f"{name} == {value!r}, {rule}")
 
 
 def check_covariance(name, value, *, dim=None, semidefinite=False):

@@ -269,3 +269,82 @@ def test_architecture_errors():
         lf.FusionNet((1, 1), 1, 4.0)
     with pytest.raises(TypeError, match=r"^depth == True, must be an integer"):
         lf.FusionNet((1, 1), 1, 4, True)
+
+
+# ---------------------------------------------------------------------- forward pass (issue 12)
+FORWARD_NETS = [
+    ((1, 1), 1, 4, 2, 2, 1.0, False, "mse"),
+    ((2, 3), 2, 5, 4, 2, 0.0, True, "mse"),
+    ((1, 2, 1), 1, 3, 3, 1, 0.3, True, "mse"),
+    ((2, 1), 1, 4, 3, 3, 0.1, False, "logistic"),
+    ((3,), 2, 4, 1, 1, 1.0, True, "mse"),
+]
+
+
+@pytest.mark.parametrize("spec", FORWARD_NETS, ids=lambda s: f"{s[0]}-L{s[3]}-Lf{s[4]}-slope{s[5]}-bias{s[6]}")
+def test_forward_matches_the_engine_loss(spec):
+    """½<|y − forward(w, xs)|²> (or the logistic loss of it) is the engine's loss to rounding."""
+    in_dims, out_dim, width, depth, fuse, slope, bias, loss = spec
+    net = lf.FusionNet(in_dims, out_dim, width, depth, fuse, slope, bias)
+    rng = np.random.default_rng(len(in_dims) + depth)
+    xs = [rng.standard_normal((300, d)) for d in in_dims]
+    y = rng.standard_normal((300, out_dim))
+    if loss != "mse":
+        y = np.sign(y)
+    data = lf.data.from_arrays(xs, y)
+    w = ref.random_weights(net, rng)
+    out = net.forward(w, xs)
+    assert out.shape == (300, out_dim)
+    if loss == "mse":
+        mine = 0.5 * np.mean(np.sum((y - out) ** 2, axis=1))
+    else:
+        mine = np.mean(np.sum(np.log1p(np.exp(-y * out)), axis=1))
+    engine = lf.loss_and_grad(net, data, w, loss=loss, path="sample")[0]
+    assert mine == pytest.approx(engine, rel=1e-12)
+    # the reference forward pass agrees entry by entry, and one (n, D) array is the same input
+    assert ref.max_rel(out, ref.forward(net, w, xs)[0]) <= 1e-12
+    assert np.array_equal(net.forward(w, np.concatenate(xs, axis=1)), out)
+
+
+def test_forward_of_a_linear_net_is_its_end_to_end_map():
+    net = lf.FusionNet((2, 1), 1, 6, 3, 2)
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal(net.n_params)
+    xs = [rng.standard_normal((5, 2)), rng.standard_normal((5, 1))]
+    expect = sum(x @ t.T for x, t in zip(xs, net.w_tot(w)))
+    assert np.allclose(net.forward(w, xs), expect, rtol=1e-12, atol=1e-12 * np.abs(expect).max())
+
+
+def test_forward_errors():
+    net = lf.FusionNet((2, 1), 1, 4)
+    w = np.zeros(net.n_params)
+    with pytest.raises(TypeError, match=r"^xs is a list of length 1, must be 2 arrays \(n, d_k\)"):
+        net.forward(w, [np.zeros((3, 2))])
+    with pytest.raises(ValueError, match=r"^xs\[1\] has shape \(3, 2\), must have shape \(any, 1\)"):
+        net.forward(w, [np.zeros((3, 2)), np.zeros((3, 2))])
+    with pytest.raises(ValueError, match=r"^xs have \[2, 3\] rows, must all have the same number"):
+        net.forward(w, [np.zeros((3, 2)), np.zeros((2, 1))])
+    with pytest.raises(ValueError, match=r"^xs has shape \(3, 2\), must have shape \(any, 3\)"):
+        net.forward(w, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"^w has shape \(3,\), must have shape"):
+        net.forward(np.zeros(3), np.zeros((3, 3)))
+
+
+# ---------------------------------------------------------------------- extreme scales and rng (issue 11.9)
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e160, 1e200])
+def test_layer_init_at_extreme_scales(scale):
+    """scale² under/overflows float64; the weights still have the scheme's norms (not 0 or inf)."""
+    net = lf.FusionNet((40, 40), 1, 50, 3, 2)
+    w = net.init("layer", scale, 0)
+    assert np.all(np.isfinite(w))
+    for b in net.blocks(w, layer=1):
+        # norm of b / scale: the norm of b itself would overflow; 2000 entries: sd 1.6 %
+        assert np.linalg.norm(b / scale) == pytest.approx(1.0, rel=0.05)
+
+
+def test_init_rng_errors_name_rng():
+    net = lf.FusionNet((1, 1), 1, 4)
+    with pytest.raises(TypeError, match=r"^rng == 'x', must be None, a non-negative integer"):
+        net.init("entry", 0.1, "x")
+    with pytest.raises(ValueError, match=r"^rng == -3, must be >= 0"):
+        net.init("layer", 0.1, -3)

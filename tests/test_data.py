@@ -242,3 +242,101 @@ def test_from_arrays_errors():
         D.from_arrays([x], y, noise=-1.0)
     with pytest.raises(ValueError, match=r"^xs\[1\] has 9 samples"):
         D.moments([x, np.zeros((9, 1))], y)
+
+
+# ---------------------------------------------------------------------- one validation for every entry (issue 11.4)
+def test_dataset_constructor_converts():
+    """int, float32 and Fortran-ordered input become C-contiguous float64 (no recompilation downstream)."""
+    rng = np.random.default_rng(0)
+    xa = rng.integers(-3, 4, size=(20, 1))
+    xb = np.asfortranarray(rng.standard_normal((20, 2)).astype(np.float32))
+    ds = D.Dataset([xa, xb], rng.integers(0, 2, size=(20, 1)))
+    assert isinstance(ds.xs, tuple)
+    for a in ds.xs + (ds.y,):
+        assert a.dtype == np.float64 and a.flags.c_contiguous
+    assert np.array_equal(ds.xs[0], xa) and np.array_equal(ds.xs[1], xb.astype(np.float64))
+    assert ds.in_dims == (1, 2) and ds.in_dim == 3
+
+
+@pytest.mark.parametrize("build,exc,message", [
+    (lambda x, y: D.Dataset((x[:, 0], x), y), ValueError,
+     r"^xs\[0\] has 1 dimensions \(shape \(16,\)\), must have 2 \(n_samples, columns\); make a column"),
+    (lambda x, y: D.Dataset((x,), y[:, 0]), ValueError, r"^y has 1 dimensions \(shape \(16,\)\), must have 2"),
+    (lambda x, y: D.Dataset((x + 1j * x,), y), TypeError, r"^xs\[0\] has complex dtype complex128, must be real"),
+    (lambda x, y: D.Dataset((x,), y.astype(complex)), TypeError, r"^y has complex dtype"),
+    (lambda x, y: D.Dataset((x.astype(str),), y), TypeError, r"^xs\[0\] could not be converted"),
+    (lambda x, y: D.Dataset(x, y), TypeError, r"^xs is a ndarray, must be a non-empty tuple of 2-D arrays"),
+    (lambda x, y: D.Dataset((), y), TypeError, r"^xs is a tuple, must be a non-empty tuple"),
+    (lambda x, y: D.Dataset((x, x[:-1]), y), ValueError, r"^xs\[1\] has 15 samples, must have as many as y \(16\)"),
+    (lambda x, y: D.Dataset((x,), y[:0]), ValueError, r"^y has 0 samples, must have at least 1"),
+    (lambda x, y: D.Dataset((x[:, :0],), y), ValueError, r"^xs\[0\] has shape \(16, 0\), must have at least one column"),
+    (lambda x, y: D.Dataset((x,), y, sigma=np.eye(3)), ValueError, r"^sigma has shape \(3, 3\), must have shape \(2, 2\)"),
+    (lambda x, y: D.Dataset((x,), y, w_star=np.ones(3)), ValueError, r"^w_star has shape \(1, 3\), must have shape \(1, 2\)"),
+    (lambda x, y: D.Dataset((x,), y, noise=np.inf), ValueError, r"^noise == inf, must be finite"),
+    (lambda x, y: D.Dataset((x,), y, name=3), TypeError, r"^name == 3, must be a str"),
+    (lambda x, y: D.Dataset((x * 1e160,), y), ValueError,
+     r"^xs\[0\] has largest \|entry\| .*e\+160, must be at most .* so that its second moments .* are finite"),
+    (lambda x, y: D.Dataset((x,), y * 1e155), ValueError, r"^y has largest \|entry\|"),
+])
+def test_dataset_constructor_errors(build, exc, message):
+    x = np.random.default_rng(1).standard_normal((16, 2))
+    with pytest.raises(exc, match=message):
+        build(x, x[:, :1] + x[:, 1:])
+
+
+def test_from_arrays_complex_is_an_error_not_a_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match=r"^xs\[0\] has complex dtype"):
+            D.from_arrays([np.ones(4) * (1 + 1j)], np.ones(4))
+
+
+def test_huge_inputs_fail_clearly_before_linear_algebra():
+    """|x| ~ 1e160 overflowed the moments and ended in LAPACK's LinAlgError; now a ValueError at once."""
+    ds = D.toy(n=64, rng=0)
+    with pytest.raises(ValueError, match=r"^xs\[0\] has largest \|entry\|"):
+        D.from_arrays([ds.xs[0] * 1e160, ds.xs[1]], ds.y)
+    # just inside the limit the data are accepted and their moments are finite
+    n = 64
+    limit = np.sqrt(np.finfo(float).max / (16 * n))
+    x = np.full((n, 1), 0.99 * limit)
+    mo = D.from_arrays([x, np.ones((n, 1))], np.ones(n)).moments()
+    assert np.all(np.isfinite(mo.sxx)) and np.all(np.isfinite(mo.syx))
+
+
+def test_moments_constructor_validates():
+    good = D.Moments(np.eye(2), np.ones((1, 2)), 3.0)
+    assert good.sxx.flags.c_contiguous and good.in_dim == 2 and good.out_dim == 1 and good.syy == 3.0
+    assert D.Moments(np.eye(2, dtype=int), [[1, 0]], 1).sxx.dtype == np.float64
+    with pytest.raises(ValueError, match=r"^sxx has shape \(2, 3\), must be square"):
+        D.Moments(np.ones((2, 3)), np.ones((1, 3)), 1.0)
+    with pytest.raises(ValueError, match=r"^sxx is not symmetric"):
+        D.Moments(np.array([[1.0, 0.5], [0.0, 1.0]]), np.ones((1, 2)), 1.0)
+    with pytest.raises(ValueError, match=r"^sxx has smallest eigenvalue -1, must be positive semi-definite"):
+        D.Moments(np.diag([1.0, -1.0]), np.ones((1, 2)), 1.0)
+    with pytest.raises(ValueError, match=r"^syx has 1 dimensions \(shape \(2,\)\), must have 2"):
+        D.Moments(np.eye(2), np.ones(2), 1.0)
+    with pytest.raises(ValueError, match=r"^syx has shape \(1, 3\), must have shape \(out_dim, 2\)"):
+        D.Moments(np.eye(2), np.ones((1, 3)), 1.0)
+    with pytest.raises(ValueError, match=r"^syy == -1\.0, must be >= 0"):
+        D.Moments(np.eye(2), np.ones((1, 2)), -1.0)
+    with pytest.raises(ValueError, match=r"^syx is not in the range of sxx"):
+        D.Moments(np.diag([1.0, 0.0]), np.ones((1, 2)), 1.0)
+    with pytest.raises(TypeError, match=r"^sxx has complex dtype"):
+        D.Moments(np.eye(2) + 0j, np.ones((1, 2)), 1.0)
+    with pytest.raises(ValueError, match=r"^syx has 1 non-finite entries"):
+        D.Moments(np.eye(2), [[1.0, np.nan]], 1.0)
+    # moments of any magnitude float64 holds: the range check does not overflow inside LAPACK
+    big = D.Moments(np.diag([1e300, 1e299]), [[1e300, 0.0]], 1e300)
+    assert big.sxx[0, 0] == 1e300
+
+
+def test_sigma_is_population_and_sxx_is_empirical():
+    """The names stay; what they mean is documented: Dataset.sigma is the distribution's E[x xᵀ],
+    Moments.sxx the samples' mean <x xᵀ>."""
+    ds = D.toy(rho=0.5, ratio=2.0, n=50, rng=3)
+    assert np.array_equal(ds.sigma, [[4.0, 1.0], [1.0, 1.0]])
+    assert np.allclose(ds.moments().sxx, ds.x.T @ ds.x / 50, rtol=1e-14, atol=0)
+    assert not np.allclose(ds.moments().sxx, ds.sigma, rtol=0.01)
+    assert "population" in D.Dataset.__doc__ and "empirical" in D.Moments.__doc__

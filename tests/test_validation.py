@@ -99,3 +99,34 @@ def test_check_covariance():
 def test_check_array_one_dimensional_shape_message():
     with pytest.raises(ValueError, match=r"^w has shape \(9,\), must have shape \(8,\)\.$"):
         check_array("w", np.zeros(9), shape=(8,))
+
+
+def test_check_array_refuses_complex_and_non_numeric():
+    """Complex input is an error, not a ComplexWarning that drops the imaginary part (issue 11.4)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match=r"^x has complex dtype complex128, must be real"):
+            check_array("x", np.array([1.0 + 0j, 2.0]))
+        with pytest.raises(TypeError, match=r"^x could not be converted to an array of float64: it has dtype <U3"):
+            check_array("x", ["0.1", "0.2"])             # strings are not silently parsed
+        with pytest.raises(TypeError, match=r"^x could not be converted"):
+            check_array("x", np.array([1 + 2j], dtype=object))
+    a = check_array("x", np.array([[1, 0], [0, 1]], dtype=bool))
+    assert a.dtype == np.float64 and a.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert check_array("x", np.arange(3, dtype=np.float32)).dtype == np.float64
+
+
+def test_check_rng():
+    from linfusion.validation import check_rng
+    g = np.random.default_rng(0)
+    ss = np.random.SeedSequence(1)
+    for ok in (None, 0, np.int64(7), [1, 2, 3], g, ss, np.random.PCG64(2)):
+        assert check_rng("rng", ok) is ok
+    with pytest.raises(ValueError, match=r"^rng == -1, must be >= 0"):
+        check_rng("rng", -1)
+    with pytest.raises(ValueError, match=r"^rng == \[1, -2\], must hold integers >= 0"):
+        check_rng("rng", [1, -2])
+    for bad in ("0", 1.0, True, [], [1.5], {"seed": 1}):
+        with pytest.raises(TypeError, match=r"^rng == .*, must be None, a non-negative integer"):
+            check_rng("rng", bad)
