@@ -208,9 +208,14 @@ def test_dask_local_cluster(reference, monkeypatch):
 
 
 def test_dask_errors(monkeypatch):
+    pytest.importorskip("distributed")
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     with pytest.raises(ValueError, match="DASK_SCHEDULER_ADDRESS"):
         run_sweep(CFGS[:1], scheduler="dask", progress=False)
+
+
+def test_dask_missing_extra(monkeypatch):
+    """Runs with or without dask installed: the import fails as it would without the extra."""
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"pip install linfusion\[dask\]"):
         run_sweep(CFGS[:1], scheduler="tcp://127.0.0.1:1", progress=False)
@@ -235,7 +240,8 @@ def test_cache_force_and_csv(tmp_path, reference):
     out = a.to_csv(tmp_path / "sweep.csv")
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == N and list(rows[0]) == a.columns
+    assert len(rows) == N and list(rows[0]) == a.flat_columns
+    assert "w_star" not in rows[0] and {"w_star_0", "w_star_1"} <= set(rows[0])
     assert [float(r["final_loss"]) for r in rows] == list(a.column("final_loss"))
 
 
