@@ -54,15 +54,18 @@ def exit_build(config, rng):
 
 
 def slow_build(config, rng):
+    """The default build, LF_SWEEP_SLOW seconds late; 300 s late for the points in LF_SWEEP_HANG."""
     delay = os.environ.get("LF_SWEEP_SLOW")
+    if _tag(config) in os.environ.get("LF_SWEEP_HANG", "").split(","):
+        delay = 300
     if delay:
         time.sleep(float(delay))
     return sweep.build(config, rng)
 
 
-def run_for_kill(cache_dir):
-    """Entry point of the subprocess that test_killed_sweep_resumes kills."""
-    run_sweep(CFGS, build=slow_build, cache_dir=cache_dir, workers=1, threads=1, batch_size=1, progress=False)
+def run_for_kill(cache_dir, workers=1):
+    """Entry point of the subprocesses that the kill and Ctrl-C tests stop."""
+    run_sweep(CFGS, build=slow_build, cache_dir=cache_dir, workers=workers, threads=1, batch_size=1, progress=False)
 
 
 def assert_same(a, b, *, trajectories=False):

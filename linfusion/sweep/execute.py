@@ -24,6 +24,9 @@ from .config import PER_RUN_KEYS, _canonical
 from .worker import Task, init_worker, run_batch
 
 CONNECT_TIMEOUT = 5.0                # seconds to reach a Dask scheduler
+# Runs per numba thread in a local task: the sample path synchronises its threads every
+# epoch, so a few runs per thread amortise that; more would only delay caching.
+_TASK_RUNS_PER_THREAD = 4
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -79,6 +82,9 @@ def connect(scheduler, timeout=None):
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except ValueError as exc:          # e.g. an unknown scheme
+        raise ValueError(f"scheduler == {address!r} is not a Dask scheduler address ({exc}); "
+                         "expected e.g. 'tcp://host:8786'.") from None
     except OSError as exc:
         raise ValueError(f"scheduler == {address!r}: no Dask scheduler answered within {timeout:g} s "
                          f"({exc}).") from None
@@ -196,19 +202,21 @@ def compute(plan, keys, *, workers, threads, batch_size, client, collect):
         return
     n_cores = cores()
     n_proc = min(workers or n_cores, n_cores, len(keys))
+    if n_proc > 1:                       # tasks small enough that every worker gets some
+        task_threads = threads or max(1, n_cores // n_proc)
+        per = min(batch_size, _TASK_RUNS_PER_THREAD * task_threads, math.ceil(len(keys) / n_proc))
+        tasks = _tasks(plan, keys, per, task_threads)
+        n_proc = min(n_proc, len(tasks))
     if workers is not None and n_proc < workers:
         say(f"workers == {workers}: using {n_proc} worker process(es) ({n_cores} core(s), "
             f"{n_points} point(s) to compute).")
     if n_proc == 1:                      # plain calls in this process
-        per = min(batch_size, threads or n_cores)
+        per = min(batch_size, _TASK_RUNS_PER_THREAD * (threads or n_cores))
         for task in _tasks(plan, keys, per, threads):
             if collect.stop:
                 break
             collect.done(run_batch(task))
         return
-    task_threads = threads or max(1, n_cores // n_proc)
-    tasks = _tasks(plan, keys, min(batch_size, task_threads), task_threads)
-    n_proc = min(n_proc, len(tasks))
     for name, fn in (("build", plan.build), ("measure", plan.measure)):
         try:
             pickle.dumps(fn)

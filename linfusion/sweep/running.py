@@ -169,9 +169,9 @@ def run_sweep(configs, *, seed=0, measure=None, build=None, workers=None, thread
         numba's default in this process and on Dask workers.
     batch_size : int
         Most points per task. A task trains its points in as few ``train_many`` calls as
-        their shapes allow, and its points are cached when it returns; local tasks hold as
-        many points as a worker has threads (so that an interrupted sweep keeps most of its
-        work), Dask tasks about a quarter of the points per thread.
+        their shapes allow, and its points are cached when it returns; local tasks hold at
+        most 4 points per numba thread of their worker (so that an interrupted sweep keeps
+        most of its work), Dask tasks about a quarter of the points per Dask thread.
     cache_dir : str or Path, optional
         Cache folder (created); None: no cache, nothing resumable.
     force : bool
