@@ -180,6 +180,13 @@ def test_workers_bitwise_equal(reference):
     assert np.array_equal(res.w, reference.trajectories[9].w)
 
 
+@pytest.mark.parametrize("options", [dict(workers=2), dict(workers=2, threads=2, batch_size=5),
+                                     dict(workers=1, threads=1, batch_size=1), dict(workers=1, batch_size=7)])
+def test_task_sizes_and_threads_bitwise_equal(reference, options):
+    r = run_sweep(CFGS, measure=measure_fn, keep_trajectories=True, progress=False, **options)
+    assert_same(reference, r, trajectories=True)
+
+
 def test_seed_by_config_is_order_free():
     a = run_sweep(CFGS, seed=5, seed_by="config", measure=measure_fn, keep_trajectories=True,
                   workers=1, threads=1, progress=False)
@@ -193,7 +200,7 @@ def test_seed_by_config_is_order_free():
     assert not np.array_equal(c.column("final_loss"), a.column("final_loss")[:2])
 
 
-def test_dask_local_cluster(reference, monkeypatch):
+def test_dask_local_cluster(reference, monkeypatch, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
                                   dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
@@ -205,9 +212,14 @@ def test_dask_local_cluster(reference, monkeypatch):
         assert_same(reference, r)
     with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
                                   dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
-        r = run_sweep(CFGS, scheduler=client, keep_trajectories=True, progress=False)
-        for col in ("final_loss", "final_eg", "w_tot_0_0", "w_tot_1_0", "final_epoch"):
-            assert np.array_equal(r.column(col), reference.column(col)), col
+        r = run_sweep(CFGS, scheduler=client, measure=measure_fn, keep_trajectories=True, progress=False)
+        assert_same(reference, r, trajectories=True)
+        # every point cached by a Dask sweep reads back the same bits
+        r = run_sweep(CFGS, scheduler=client, measure=measure_fn, cache_dir=tmp_path / "cache", progress=False)
+        again = run_sweep(CFGS, measure=measure_fn, cache_dir=tmp_path / "cache", keep_trajectories=True,
+                          workers=1, progress=False)
+        assert again.n_cached == N
+        assert_same(reference, again, trajectories=True)
 
 
 def test_dask_errors(monkeypatch):
