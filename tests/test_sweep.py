@@ -222,6 +222,19 @@ def test_dask_local_cluster(reference, monkeypatch, tmp_path):
         assert_same(reference, again, trajectories=True)
 
 
+def test_dask_failures(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("LF_SWEEP_FAIL", _tag(CFGS[5]))
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        r = run_sweep(CFGS, scheduler=client, build=flaky_build, errors="collect", cache_dir=tmp_path / "c",
+                      batch_size=1, progress=False)
+        assert [f["index"] for f in r.failures] == [5] and r.table[5]["status"] == "failed"
+        assert len(cache_files(tmp_path / "c")) == N - 1
+        with pytest.raises(SweepError, match="point 5 failed in build: RuntimeError: injected build failure"):
+            run_sweep(CFGS, scheduler=client, build=flaky_build, cache_dir=tmp_path / "c", progress=False)
+
+
 def test_dask_errors(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)

@@ -70,8 +70,10 @@ def connect(scheduler, timeout=None):
         raise TypeError(f"scheduler == {scheduler!r}, must be None, a scheduler address, 'dask' "
                         "(address from DASK_SCHEDULER_ADDRESS) or a distributed.Client.")
     from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
     try:
         proto, loc = parse_address(address)
+        get_backend(proto)                       # an unknown scheme, before any client starts
         if proto in ("tcp", "tls", "ws", "wss"):
             port = parse_host_port(loc)[1]
             if not 0 < int(port) < 65536:
@@ -142,8 +144,10 @@ def _tasks(plan, keys, per, threads):
 
 
 def _abort(ex):
-    """Stop an executor now: kill local workers, cancel what has not started."""
-    if isinstance(ex, ProcessPoolExecutor):
+    """Stop a local pool now: kill its workers, cancel what has not started."""
+    if hasattr(ex, "kill_workers"):                       # Python >= 3.14
+        ex.kill_workers()
+    else:
         procs = list((getattr(ex, "_processes", None) or {}).values())
         ex.shutdown(wait=False, cancel_futures=True)
         for p in procs:
@@ -154,8 +158,12 @@ def _abort(ex):
     ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _drive(ex, slots, tasks, collect):
-    """Keep ``2 * slots`` tasks in flight; after a stop, let the running ones finish."""
+def _drive(ex, slots, tasks, collect, *, cancel=True):
+    """Keep ``2 * slots`` tasks in flight; after a stop, let the running ones finish.
+
+    ``cancel``: on a stop, cancel the tasks that have not started (a Dask executor's futures
+    cannot tell started from waiting ones, so there every task in flight finishes).
+    """
     pending = {}
     while tasks or pending:
         while tasks and not collect.stop and len(pending) < 2 * slots:
@@ -178,7 +186,7 @@ def _drive(ex, slots, tasks, collect):
                 collect.lost(task, exc)
                 continue
             collect.done(out)
-        if collect.stop:
+        if collect.stop and cancel:
             for f in list(pending):
                 if f.cancel():
                     del pending[f]
@@ -194,7 +202,7 @@ def compute(plan, keys, *, workers, threads, batch_size, client, collect):
         tasks = _tasks(plan, keys, per, threads)
         ex = client.get_executor(pure=False)
         try:
-            _drive(ex, slots, tasks, collect)
+            _drive(ex, slots, tasks, collect, cancel=False)
         except BaseException:
             ex.shutdown(wait=False)
             raise
