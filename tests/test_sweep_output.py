@@ -19,6 +19,11 @@ def none_measure(result, config):
     return {"t_half_epochs": None if config["repeat"] == 1 else 3.0, "label": f"r{config['repeat']}"}
 
 
+def warning_measure(result):
+    warnings.warn("measured warning", UserWarning)
+    return {}
+
+
 def warning_build(config, rng):
     warnings.warn("injected warning\nwith a second line", RuntimeWarning)
     return sweep.build(config, rng)
@@ -127,8 +132,10 @@ def test_training_warnings_are_one_line_each_above_the_bar(tmp_path):
         from test_sweep import CFGS
         r = run_sweep(CFGS[:4], build=t.warning_build, workers=1, progress=True)
         r = run_sweep(CFGS[:4], workers=1000, progress=True)
+        for _ in range(2):          # computed, then cached (measured here)
+            r = run_sweep(CFGS[:2], measure=t.warning_measure, cache_dir=sys.argv[1], workers=1, progress=True)
     """)
-    done = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code, str(tmp_path)], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr
     segments = [seg for line in done.stderr.split("\n") for seg in line.split("\r") if seg.strip()]
@@ -137,5 +144,7 @@ def test_training_warnings_are_one_line_each_above_the_bar(tmp_path):
     assert warned == [
         "<linfusion.sweep>:0: RuntimeWarning: from training: injected warning with a second line",
         f"<linfusion.sweep>:0: UserWarning: workers == 1000: using {min(cores, 4)} worker process(es) "
-        f"({cores} core(s), 4 point(s) to compute)."]
-    assert sum(seg.startswith("sweep: 100%") for seg in segments) >= 2
+        f"({cores} core(s), 4 point(s) to compute).",
+        "<linfusion.sweep>:0: UserWarning: from training: measured warning",
+        "<linfusion.sweep>:0: UserWarning: from measure: measured warning"]
+    assert sum(seg.startswith("sweep: 100%") for seg in segments) >= 4

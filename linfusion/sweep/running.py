@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -121,18 +122,23 @@ class _Collector:
                 plan.fail(point, o)
                 self.stop = self.stop or plan.errors == "raise"
             self.bar.update(len(point.indices))
-        for entry in map(tuple, out["warnings"]):     # a few distinct ones; the table has the rest
+        self.warn(out["warnings"], "training")
+
+    def warn(self, entries, where):
+        """Re-emit caught warnings, one line each, a few distinct ones (the table has the rest)."""
+        for name, text in entries:
+            entry = (name, text)
             if entry in self.shown:
                 continue
             if len(self.shown) < _MAX_WARNINGS:
                 self.shown.add(entry)
-                say(f"from training: {entry[1]}", RuntimeWarning if entry[0] == "RuntimeWarning" else UserWarning)
+                say(f"from {where}: {text}", RuntimeWarning if name == "RuntimeWarning" else UserWarning)
             else:
                 self.hidden.add(entry)
 
     def finish(self):
         if self.hidden:
-            say(f"from training: {len(self.hidden)} more distinct warning(s) not shown; see the status and "
+            say(f"from the sweep: {len(self.hidden)} more distinct warning(s) not shown; see the status and "
                 "note columns of the table.", RuntimeWarning)
 
 
@@ -275,7 +281,10 @@ def run_sweep(configs, *, seed=0, measure=None, build=None, workers=None, thread
                 todo.append(key)
                 continue
             try:
-                measured = measure_row(got[0], point.config, measure)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    measured = measure_row(got[0], point.config, measure)
+                collect.warn([(type(w.message).__name__, str(w.message)) for w in caught], "measure")
             except Exception as exc:
                 plan.fail(point, error_info(exc, "measure"))
                 if errors == "raise":
