@@ -136,6 +136,7 @@ def test_sigkill_parent_takes_workers_with_it(tmp_path, clean):
         kids = children(proc.pid)
         workers = [pid for pid in kids if "spawn_main" in _cmdline(pid)]
         assert len(workers) == 2, {pid: _cmdline(pid) for pid in kids}
+        assert any("resource_tracker" in _cmdline(pid) for pid in kids), {pid: _cmdline(pid) for pid in kids}
         proc.kill()
         proc.wait()
         left = wait_gone(kids, timeout=10)
