@@ -335,6 +335,8 @@ def test_reserved_and_clashing_keys():
             sweep.normalize({key: 1}, build=counting_build)
     with pytest.raises(ValueError, match="'w' and 'w_0'|'w_0' and 'w'"):
         sweep.normalize({"w": [1.0], "w_0": 2.0}, build=counting_build)
+    with pytest.raises(ValueError, match="config key 'final' gives the table column 'final_loss'"):
+        sweep.normalize({"final": {"loss": 1.0}}, build=counting_build)
     with pytest.raises(SweepError, match="measure returned key 'w_star_0', which is already a column"):
         run_sweep(CFGS[:1], measure=lambda res: {"w_star_0": 1.0}, workers=1, progress=False)
 

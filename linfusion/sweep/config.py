@@ -259,10 +259,12 @@ def normalize(config, *, build=None):
     seen = {}
     for key, value in out.items():
         for col, _ in flat_items(key, value):
-            if col in seen or col in RESERVED_COLUMNS or col.startswith("w_tot_"):
-                raise ValueError(f"config keys {seen.get(col, col)!r} and {key!r} both give the table column "
-                                 f"{col!r} (lists become one column per entry, {key}_0, {key}_1, ...); "
-                                 "rename one.")
+            if col in RESERVED_COLUMNS or col.startswith("w_tot_"):
+                raise ValueError(f"config key {key!r} gives the table column {col!r}, which the sweep fills "
+                                 "itself; rename it.")
+            if col in seen:
+                raise ValueError(f"config keys {seen[col]!r} and {key!r} both give the table column {col!r} "
+                                 f"(lists become one column per entry, {key}_0, {key}_1, ...); rename one.")
             seen[col] = key
     return dict(sorted(out.items()))
 
