@@ -54,15 +54,18 @@ def exit_build(config, rng):
 
 
 def slow_build(config, rng):
+    """The default build, LF_SWEEP_SLOW seconds late; 300 s late for the points in LF_SWEEP_HANG."""
     delay = os.environ.get("LF_SWEEP_SLOW")
+    if _tag(config) in os.environ.get("LF_SWEEP_HANG", "").split(","):
+        delay = 300
     if delay:
         time.sleep(float(delay))
     return sweep.build(config, rng)
 
 
-def run_for_kill(cache_dir):
-    """Entry point of the subprocess that test_killed_sweep_resumes kills."""
-    run_sweep(CFGS, build=slow_build, cache_dir=cache_dir, workers=1, threads=1, batch_size=1, progress=False)
+def run_for_kill(cache_dir, workers=1):
+    """Entry point of the subprocesses that the kill and Ctrl-C tests stop."""
+    run_sweep(CFGS, build=slow_build, cache_dir=cache_dir, workers=workers, threads=1, batch_size=1, progress=False)
 
 
 def assert_same(a, b, *, trajectories=False):
@@ -177,6 +180,13 @@ def test_workers_bitwise_equal(reference):
     assert np.array_equal(res.w, reference.trajectories[9].w)
 
 
+@pytest.mark.parametrize("options", [dict(workers=2), dict(workers=2, threads=2, batch_size=5),
+                                     dict(workers=1, threads=1, batch_size=1), dict(workers=1, batch_size=7)])
+def test_task_sizes_and_threads_bitwise_equal(reference, options):
+    r = run_sweep(CFGS, measure=measure_fn, keep_trajectories=True, progress=False, **options)
+    assert_same(reference, r, trajectories=True)
+
+
 def test_seed_by_config_is_order_free():
     a = run_sweep(CFGS, seed=5, seed_by="config", measure=measure_fn, keep_trajectories=True,
                   workers=1, threads=1, progress=False)
@@ -190,7 +200,7 @@ def test_seed_by_config_is_order_free():
     assert not np.array_equal(c.column("final_loss"), a.column("final_loss")[:2])
 
 
-def test_dask_local_cluster(reference, monkeypatch):
+def test_dask_local_cluster(reference, monkeypatch, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
                                   dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
@@ -202,15 +212,38 @@ def test_dask_local_cluster(reference, monkeypatch):
         assert_same(reference, r)
     with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
                                   dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
-        r = run_sweep(CFGS, scheduler=client, keep_trajectories=True, progress=False)
-        for col in ("final_loss", "final_eg", "w_tot_0_0", "w_tot_1_0", "final_epoch"):
-            assert np.array_equal(r.column(col), reference.column(col)), col
+        r = run_sweep(CFGS, scheduler=client, measure=measure_fn, keep_trajectories=True, progress=False)
+        assert_same(reference, r, trajectories=True)
+        # every point cached by a Dask sweep reads back the same bits
+        r = run_sweep(CFGS, scheduler=client, measure=measure_fn, cache_dir=tmp_path / "cache", progress=False)
+        again = run_sweep(CFGS, measure=measure_fn, cache_dir=tmp_path / "cache", keep_trajectories=True,
+                          workers=1, progress=False)
+        assert again.n_cached == N
+        assert_same(reference, again, trajectories=True)
+
+
+def test_dask_failures(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("LF_SWEEP_FAIL", _tag(CFGS[5]))
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        r = run_sweep(CFGS, scheduler=client, build=flaky_build, errors="collect", cache_dir=tmp_path / "c",
+                      batch_size=1, progress=False)
+        assert [f["index"] for f in r.failures] == [5] and r.table[5]["status"] == "failed"
+        assert len(cache_files(tmp_path / "c")) == N - 1
+        with pytest.raises(SweepError, match="point 5 failed in build: RuntimeError: injected build failure"):
+            run_sweep(CFGS, scheduler=client, build=flaky_build, cache_dir=tmp_path / "c", progress=False)
 
 
 def test_dask_errors(monkeypatch):
+    pytest.importorskip("distributed")
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     with pytest.raises(ValueError, match="DASK_SCHEDULER_ADDRESS"):
         run_sweep(CFGS[:1], scheduler="dask", progress=False)
+
+
+def test_dask_missing_extra(monkeypatch):
+    """Runs with or without dask installed: the import fails as it would without the extra."""
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"pip install linfusion\[dask\]"):
         run_sweep(CFGS[:1], scheduler="tcp://127.0.0.1:1", progress=False)
@@ -235,7 +268,8 @@ def test_cache_force_and_csv(tmp_path, reference):
     out = a.to_csv(tmp_path / "sweep.csv")
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == N and list(rows[0]) == a.columns
+    assert len(rows) == N and list(rows[0]) == a.flat_columns
+    assert "w_star" not in rows[0] and {"w_star_0", "w_star_1"} <= set(rows[0])
     assert [float(r["final_loss"]) for r in rows] == list(a.column("final_loss"))
 
 
