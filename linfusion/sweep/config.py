@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import data as _data
-from ..architecture import INIT_SCHEMES, FusionNet
+from ..architecture import INIT_SCHEMES, FusionNet, default_scale
 from ..training import LOSSES
 from ..validation import check_choice, check_int, check_scalar
 
@@ -144,7 +144,7 @@ def _normalize_train(cfg):
     cfg["path"] = check_choice("path", cfg["path"], ("auto", "moment", "sample"))
     cfg["init"] = check_choice("init", cfg["init"], INIT_SCHEMES)
     if cfg["scale"] is None:
-        cfg["scale"] = 1e-9 if cfg["init"] == "entry" else 0.1
+        cfg["scale"] = default_scale(cfg["init"])
     cfg["scale"] = check_scalar("scale", cfg["scale"], lo=0.0, lo_open=True)
     cfg["repeat"] = check_int("repeat", cfg["repeat"], lo=0)
 
