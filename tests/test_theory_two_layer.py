@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from theory.fixed_points import late_fixed_points
-from theory.two_layer import (contribution_threshold, late_schedule, late_times, misattribution,
-                              misattribution_toy, preference_region, prioritisation_threshold,
+from theory.two_layer import (contribution_threshold, late_schedule, late_times, predicted_misattribution,
+                              predicted_misattribution_toy, preference_region, prioritisation_threshold,
                               time_ratio, time_ratio_toy, toy_stats)
 
 RHOS = np.linspace(-0.9, 0.9, 9)
@@ -45,7 +45,7 @@ def test_heatmap_landmarks_and_grid_shape():
     grid = time_ratio_toy(np.linspace(-0.92, 0.92, 100)[None, :], np.linspace(1, 3, 100)[:, None])
     assert grid.shape == (100, 100)
     np.testing.assert_allclose(grid[0], 1.0)
-    mis = misattribution_toy(np.linspace(-0.92, 0.92, 100)[None, :], np.linspace(1, 3, 100)[:, None])
+    mis = predicted_misattribution_toy(np.linspace(-0.92, 0.92, 100)[None, :], np.linspace(1, 3, 100)[:, None])
     assert mis.min() == pytest.approx(-0.92) and mis.max() == pytest.approx(0.92)
 
 
@@ -119,10 +119,10 @@ def test_vector_signed_rule_only_for_exact_anti_parallel():
 def test_misattribution_toy_and_general(rho):
     r = 2.0
     sigma, syx, syy = toy_stats(rho, r)
-    m = misattribution(sigma, [1.0, 1.0], (1, 1))
+    m = predicted_misattribution(sigma, [1.0, 1.0], (1, 1))
     assert m.shape == (1, 1)
     assert m[0, 0] == pytest.approx(rho / r)
-    assert misattribution_toy(rho, r) == pytest.approx(rho / r)
+    assert predicted_misattribution_toy(rho, r) == pytest.approx(rho / r)
     # m = W_A on the plateau (M_A) minus W_A at the end (M_*)
     _, ma, _, ms = late_fixed_points(sigma, syx, syy, (1, 1))
     assert m[0, 0] == pytest.approx(ma.w_tot[0, 0] - ms.w_tot[0, 0])
@@ -131,7 +131,7 @@ def test_misattribution_toy_and_general(rho):
 
 
 def test_misattribution_zero_without_cross_covariance_and_vector_identity():
-    assert misattribution_toy(0.0, 2.5) == 0.0
+    assert predicted_misattribution_toy(0.0, 2.5) == 0.0
     rng = np.random.default_rng(3)
     a = rng.normal(size=(5, 5))
     sigma = a @ a.T + np.eye(5)
@@ -139,11 +139,11 @@ def test_misattribution_zero_without_cross_covariance_and_vector_identity():
     syx = w_star @ sigma
     syy = (w_star @ sigma @ w_star.T).item()
     _, ma, _, ms = late_fixed_points(sigma, syx, syy, (2, 3))
-    np.testing.assert_allclose(misattribution(sigma, w_star, (2, 3)), ma.block(0) - ms.block(0), atol=1e-10)
+    np.testing.assert_allclose(predicted_misattribution(sigma, w_star, (2, 3)), ma.block(0) - ms.block(0), atol=1e-10)
     block = np.eye(5)
     block[:2, :2] = sigma[:2, :2]
     block[2:, 2:] = sigma[2:, 2:]
-    np.testing.assert_allclose(misattribution(block, w_star, (2, 3)), 0.0, atol=1e-14)
+    np.testing.assert_allclose(predicted_misattribution(block, w_star, (2, 3)), 0.0, atol=1e-14)
 
 
 def test_preference_thresholds_and_regions():
@@ -181,7 +181,7 @@ def test_late_times_leading_order():
     assert t.ratio == pytest.approx(4.0)
     assert t.t_b_tau == pytest.approx(4.0 * t.t_a_tau)
     assert t.t_a == pytest.approx(t.t_a_tau / 0.04) and t.t_b == pytest.approx(t.t_b_tau * 25)
-    assert late_times(sigma, syx, (1, 1), 1e-9).t_a is None
+    assert np.isnan(late_times(sigma, syx, (1, 1), 1e-9).t_a)   # no lr: NaN (never None)
 
 
 def test_schedule_two_modalities_matches_time_ratio():
@@ -263,7 +263,7 @@ def test_singular_sigma_needs_only_sigma_a_invertible():
     res = syx[:, 2:] - syx[:, :2] @ np.linalg.solve(s_a, s_ab)
     expect = 1.0 + (np.linalg.norm(syx[:, :2]) - np.linalg.norm(syx[:, 2:])) / np.linalg.norm(res)
     assert time_ratio(sigma, syx, (2, 4), form="norm") == pytest.approx(expect, rel=1e-12)
-    np.testing.assert_allclose(misattribution(sigma, w_star, (2, 4)),
+    np.testing.assert_allclose(predicted_misattribution(sigma, w_star, (2, 4)),
                                w_star[None, 2:] @ np.linalg.solve(s_a, s_ab).T, rtol=1e-12)
     # split as d_A = 5 > n = 4: Σ_A is singular too, and the formulas have no Σ_A⁻¹
     msg = (r"^sigma's block Σ_A \(columns 0\.\.4\) has smallest eigenvalue .*, must be positive definite: "
@@ -271,4 +271,4 @@ def test_singular_sigma_needs_only_sigma_a_invertible():
     with pytest.raises(ValueError, match=msg.format("time ratio")):
         time_ratio(sigma, syx, (5, 1))
     with pytest.raises(ValueError, match=msg.format("misattribution")):
-        misattribution(sigma, w_star, (5, 1))
+        predicted_misattribution(sigma, w_star, (5, 1))
