@@ -272,3 +272,38 @@ def test_singular_sigma_needs_only_sigma_a_invertible():
         time_ratio(sigma, syx, (5, 1))
     with pytest.raises(ValueError, match=msg.format("misattribution")):
         predicted_misattribution(sigma, w_star, (5, 1))
+
+
+# ---------------------------------------------------------------------------------------
+# The original rand_sweep's prediction (its sweep.py, lag_twolayer): empirical Σyx with the
+# population Σ_A and Σ_AB, norm form. time_ratio must reproduce it from those mixed inputs.
+# ---------------------------------------------------------------------------------------
+
+def test_time_ratio_reproduces_original_mixed_inputs_by_hand():
+    # A: two inputs, B: one. Population Σ = [[2, 0, 1], [0, 2, 0], [1, 0, 3]]; an empirical
+    # Σyx = (3, 4 | 1) that no data with this Σ need have exactly (mixed inputs).
+    sigma_pop = np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
+    syx_emp = np.array([3.0, 4.0, 1.0])
+    # By hand: ‖Σyx_A‖ = 5, ‖Σyx_B‖ = 1, W_A^uni = Σyx_A Σ_A⁻¹ = (1.5, 2),
+    # W_A^uni Σ_AB = 1.5, residual 1 − 1.5 = −0.5: the original's 1 + (5 − 1)/0.5 = 9.
+    assert time_ratio(sigma_pop, syx_emp, (2, 1), form="norm") == pytest.approx(9.0, rel=1e-14)
+    # Σyx_B (+1) is anti-parallel to its residual (−0.5): the signed form counts B's head start
+    # negatively, 1 + (5 + 1)/0.5 = 13; the original uses the norm form.
+    assert time_ratio(sigma_pop, syx_emp, (2, 1), form="signed") == pytest.approx(13.0, rel=1e-14)
+    # Scalars: Σ = [[4, 1], [1, 1]], Σyx = (3.9, 2.1): 1 + (3.9 − 2.1)/(2.1 − 3.9/4) = 2.6.
+    assert time_ratio([[4.0, 1.0], [1.0, 1.0]], [3.9, 2.1], (1, 1), form="norm") == pytest.approx(2.6, rel=1e-14)
+
+
+@pytest.mark.parametrize("draw", range(5))
+def test_time_ratio_reproduces_original_rand_sweep_prediction(draw):
+    """The original's formula, transcribed from its semantics, against time_ratio on the same draw."""
+    from linfusion.data import random_stats
+
+    ds = random_stats(20, 2048, rng=np.random.SeedSequence(11, spawn_key=(draw,)))
+    xa, xb, y = ds.xs[0], ds.xs[1], ds.y
+    y_xa, y_xb = np.mean(y * xa, axis=0), np.mean(y * xb, axis=0)        # empirical, uncentred
+    cov_a, cov_ab = ds.sigma[:10, :10], ds.sigma[:10, 10:]                  # population
+    wa_uni = y_xa @ np.linalg.inv(cov_a)
+    original = 1 + (np.linalg.norm(y_xa) - np.linalg.norm(y_xb)) / np.linalg.norm(y_xb - wa_uni @ cov_ab)
+    assert original >= 1                                # these draws have A first (the original keeps them)
+    assert time_ratio(ds.sigma, ds.moments().syx, (10, 10), form="norm") == pytest.approx(original, rel=1e-12)
