@@ -13,6 +13,8 @@ moments, scalars and arrays and returns floats, arrays or small frozen records:
   fusion layer L_f.
 - :mod:`theory.dynamics`: the reduced ODEs (one ``solve_ivp`` wrapper) and the exact
   discrete-time maps (Gram state, rank-one, scalar chain) at a simulation's learning rate.
+- :mod:`theory.prediction`: :func:`predict`, the exact map's trajectory of a training run
+  (a :class:`linfusion.TrainResult` and its data) on the run's epochs, shaped like the run.
 
 Conventions. Modality 0 is A, the first-learned one. Times are in units of τ = 1/lr
 (``*_tau``) or in epochs. A number that is missing, not reached or undefined (a modality
@@ -22,7 +24,7 @@ live in :mod:`linfusion.analysis` and are used here, not redefined:
 :func:`linfusion.analysis.crossing_time`, :func:`linfusion.analysis.generalization_error`.
 ``import theory`` loads neither numba, ``scipy.integrate`` nor matplotlib.
 """
-from . import deep, dynamics, fixed_points, two_layer
+from . import deep, dynamics, fixed_points, prediction, two_layer
 from .deep import (DeepTimes, deep_lag, deep_t_a, deep_time_ratio, deep_time_ratio_vector,
                    deep_times, deep_times_vector)
 from .dynamics import (ChainCrossings, Seed, Trajectory, chain_flow, chain_map, chain_map_many,
@@ -33,9 +35,10 @@ from .two_layer import (LateTimes, LearningSchedule, contribution_threshold, lat
                         late_times, predicted_misattribution, predicted_misattribution_toy,
                         preference_region, prioritisation_threshold, time_ratio, time_ratio_toy,
                         toy_stats)
+from .prediction import Prediction, predict
 
 __all__ = [
-    "fixed_points", "two_layer", "deep", "dynamics",
+    "fixed_points", "two_layer", "deep", "dynamics", "prediction", "Prediction", "predict",
     "FixedPoint", "residual_correlation", "quadratic_loss",
     "late_fixed_point", "late_fixed_points", "late_learning_path", "early_fixed_points",
     "toy_stats", "time_ratio", "time_ratio_toy", "LateTimes", "late_times", "LearningSchedule",

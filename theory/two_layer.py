@@ -100,6 +100,9 @@ def time_ratio(sigma, syx, dims, form="signed"):
     gradient flow, of lr. Heuristic for vector modalities (assumes B's phase-1 direction
     carries over to the residual direction).
 
+    The original code's rand_sweep prediction (``lag_twolayer`` in its sweep.py) is this
+    function with mixed inputs: the population Σ, the empirical Σ_yx and ``form='norm'``.
+
     Parameters
     ----------
     sigma : ndarray of shape (D, D)

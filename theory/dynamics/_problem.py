@@ -167,8 +167,16 @@ def _progress(prob, w):
 
 
 def _finish(prob, w, t_cross, method, scales=None):
-    """The Trajectory of end-to-end weights ``w`` (n, D) on the problem's epochs."""
-    loss = 0.5 * prob.syy - w @ prob.syx + 0.5 * np.einsum("nd,de,ne->n", w, prob.sigma, w)
+    """The Trajectory of end-to-end weights ``w`` (n, D) on the problem's epochs.
+
+    The loss ½ syy − W Σ_yxᵀ + ½ W Σ Wᵀ is evaluated as L_min + ½ (W − M_*) Σ (W − M_*)ᵀ
+    (equal, since M_* Σ = Σ_yx), with L_min = ½ (syy − M_* Σ_yxᵀ) clipped at 0 (a noiseless
+    fit's L_min is a rounding residue of either sign): accurate to the last digits near the
+    minimum and never negative, as the engine reports it.
+    """
+    l_min = max(0.0, 0.5 * (prob.syy - float(prob.m_star @ prob.syx)))
+    d = w - prob.m_star
+    loss = l_min + 0.5 * np.einsum("nd,de,ne->n", d, prob.sigma, d)
     e_g = None
     if prob.sigma_pop is not None:
         e_g = _readonly(generalization_error(w[:, None, :], prob.sigma_pop, prob.w_star[None, :]))
