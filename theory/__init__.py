@@ -13,6 +13,10 @@ moments, scalars and arrays and returns floats, arrays or small frozen records:
   fusion layer L_f.
 - :mod:`theory.dynamics`: the reduced ODEs (one ``solve_ivp`` wrapper) and the exact
   discrete-time maps (Gram state, rank-one, scalar chain) at a simulation's learning rate.
+- :mod:`theory.mitigation`: remedies against unimodal bias: OGM-GE scores and coefficients,
+  per-block learning rates (leading-order times, the equalising rate ratio), the modified
+  moments of expected modality dropout and unimodal auxiliary losses. The exact maps take
+  ``lr_scales`` and ``ogm_alpha``.
 - :mod:`theory.prediction`: :func:`predict`, the exact map's trajectory of a training run
   (a :class:`linfusion.TrainResult` and its data) on the run's epochs, shaped like the run.
 
@@ -24,7 +28,7 @@ live in :mod:`linfusion.analysis` and are used here, not redefined:
 :func:`linfusion.analysis.crossing_time`, :func:`linfusion.analysis.generalization_error`.
 ``import theory`` loads neither numba, ``scipy.integrate`` nor matplotlib.
 """
-from . import deep, dynamics, fixed_points, prediction, two_layer
+from . import deep, dynamics, fixed_points, mitigation, prediction, two_layer
 from .deep import (DeepTimes, deep_lag, deep_t_a, deep_time_ratio, deep_time_ratio_vector,
                    deep_times, deep_times_vector)
 from .dynamics import (ChainCrossings, Seed, Trajectory, chain_flow, chain_map, chain_map_many,
@@ -35,6 +39,8 @@ from .two_layer import (LateTimes, LearningSchedule, contribution_threshold, lat
                         late_times, predicted_misattribution, predicted_misattribution_toy,
                         preference_region, prioritisation_threshold, time_ratio, time_ratio_toy,
                         toy_stats)
+from .mitigation import (auxiliary_moments, auxiliary_schedule, dropout_moments, effective_lr_scales,
+                         equalising_lr_ratio, late_schedule_lrs, ogm_coefficients, ogm_scores, time_ratio_lrs)
 from .prediction import Prediction, predict
 
 __all__ = [
@@ -48,4 +54,6 @@ __all__ = [
     "deep_time_ratio_vector", "deep_times_vector",
     "Trajectory", "Seed", "ChainCrossings", "flow", "chain_flow", "rank_one_map", "chain_map",
     "chain_map_many", "gram_map", "effective_seed",
+    "mitigation", "ogm_scores", "ogm_coefficients", "effective_lr_scales", "late_schedule_lrs",
+    "time_ratio_lrs", "equalising_lr_ratio", "dropout_moments", "auxiliary_moments", "auxiliary_schedule",
 ]
