@@ -39,11 +39,6 @@ def _as_output(arr):
     return float(arr) if arr.ndim == 0 else arr
 
 
-def _nan_if_none(x):
-    """A float, NaN for a missing number (the package's convention: never None)."""
-    return np.nan if x is None else float(x)
-
-
 # ---------------------------------------------------------------------------------------
 # Numerical rank of positive semi-definite matrices.
 # ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from linfusion.validation import check_array, check_choice, check_int, check_sca
 from ._checks import (_check_block_scales, _check_dims, _check_lr, _check_moments, _check_u0, _readonly,
                       _slices, _two_modalities)
 from ._modulation import _coefficients, _scores
-from .two_layer import _ANTI_COS, _ratio_parts, _schedule, _schedule_record
+from .two_layer import _ratio_parts, _schedule, _schedule_record
 
 __all__ = ["ogm_scores", "ogm_coefficients", "effective_lr_scales", "late_schedule_lrs", "time_ratio_lrs",
            "equalising_lr_ratio", "dropout_moments", "auxiliary_moments", "auxiliary_schedule"]
