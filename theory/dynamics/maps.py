@@ -25,7 +25,7 @@ whether or not Σ is singular.
 
 Implementation: all groups at once on flat arrays, W (D,), Q (D, D) block diagonal
 (zero between groups), N (K,); about 30 array operations per epoch whatever K, so an
-epoch costs ~20 µs for the toy data and O(D²) for large D.
+epoch costs ~15 µs of CPU for the toy data and O(D²) for large D.
 """
 from __future__ import annotations
 
