@@ -3,11 +3,11 @@ import types
 
 import numpy as np
 import pytest
+import scipy.integrate
 
-import theory.dynamics as dyn
+from linfusion.analysis import crossing_time
 from theory.deep import deep_time_ratio
-from theory.dynamics import (chain_flow, chain_map, chain_map_many, crossing_time, effective_seed, flow,
-                             gram_map, rank_one_map)
+from theory.dynamics import chain_flow, chain_map, chain_map_many, effective_seed, flow, gram_map, rank_one_map
 from theory.fixed_points import early_fixed_points, quadratic_loss
 from theory.two_layer import time_ratio_toy, toy_stats
 
@@ -289,21 +289,34 @@ def test_gram_map_matches_gd_early(dims, wd):
     assert np.max(np.abs(tr.w_tot - ref)) <= 1e-10 * np.max(np.abs(ref))
 
 
-def test_gram_map_implementations_agree():
-    # The scalar, pure-Python and numpy loops of the same map (chosen by input size).
-    sigma, syx, _ = toy_stats(0.4, 2.0)
-    rng = np.random.default_rng(0)
-    w1s, w2s = _width5(rng, (1, 1), scale=1e-3)
-    w0 = np.array([(w2 @ w1)[0, 0] for w1, w2 in zip(w1s, w2s)])
-    q0 = [w1.T @ w1 for w1 in w1s]
-    n0 = [(w2 @ w2.T)[0, 0] for w2 in w2s]
-    groups = [slice(0, 1), slice(1, 2)]
-    args = (0.04, 0.01, 800)
-    a = dyn._gram_scalar(sigma, syx[0], w0, q0, n0, *args)
-    b = dyn._gram_python(sigma, syx[0], groups, w0, q0, n0, *args)
-    c = dyn._gram_numpy(sigma, syx[0], groups, w0, q0, n0, *args)
-    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-18)
-    np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-18)
+def closed_gram_map(sigma, syx, w1s, w2s, dims, lr, n_epochs, wd):
+    """The documented Gram-state map, transcribed group by group with plain matrices."""
+    edges = np.concatenate([[0], np.cumsum(dims)])
+    ws = [(w2 @ w1)[0] for w1, w2 in zip(w1s, w2s)]
+    qs = [w1.T @ w1 for w1 in w1s]
+    ns = [float((w2 @ w2.T)[0, 0]) for w2 in w2s]
+    c = 1.0 - lr * wd
+    out = [np.concatenate(ws)]
+    for _ in range(n_epochs):
+        g_all = syx[0] - np.concatenate(ws) @ sigma
+        for k in range(len(dims)):
+            g, w, q, n = g_all[edges[k]:edges[k + 1]], ws[k], qs[k], ns[k]
+            ws[k] = c * c * w + c * lr * (n * g + g @ q) + lr * lr * (g @ w) * g
+            qs[k] = c * c * q + c * lr * (np.outer(g, w) + np.outer(w, g)) + lr * lr * n * np.outer(g, g)
+            ns[k] = c * c * n + 2 * c * lr * (w @ g) + lr * lr * (g @ q @ g)
+        out.append(np.concatenate(ws))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (2, 3), (1, 2, 2)])
+def test_gram_map_is_the_documented_closed_map(dims):
+    # One implementation of the update; here against the formula of its docstring.
+    rng = np.random.default_rng(sum(dims))
+    sigma, syx, syy = _problem(rng, dims)
+    w1s, w2s = _width5(rng, dims, scale=1e-1)
+    ref = closed_gram_map(sigma, syx, w1s, w2s, dims, 0.04, 800, 0.01)
+    tr = gram_map(sigma, syx, syy, dims, np.arange(801), 0.04, w1s, w2s, weight_decay=0.01)
+    np.testing.assert_allclose(tr.w_tot, ref, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("fuse_depth", [1, 2, 3, 4])
@@ -557,15 +570,33 @@ def test_trajectory_record_fields():
     proj = flow(sigma, syx, syy, (1, 1), ep, 0.04, u0=1e-4, crossing="projection")
     assert proj.t_a == pytest.approx(tr.t_a, rel=1e-9)  # scalar, positive: same quantity
     short = flow(sigma, syx, syy, (1, 1), np.arange(0, 31), 0.04, u0=1e-4)
-    assert short.t_a is None and short.ratio is None
+    assert np.isnan(short.t_a) and np.isnan(short.ratio)           # not crossed: NaN (never None)
 
 
 def test_crossing_time_interpolates_first_upward_crossing():
+    # The one crossing rule (linfusion.analysis.crossing_time) that every theory record uses.
     ep = np.arange(6.0)
     vals = np.array([0.0, 0.2, 0.6, 0.4, 0.7, 1.0])
     assert crossing_time(ep, vals, 0.5) == pytest.approx(1.75)
-    assert crossing_time(ep, vals, 2.0) is None
-    assert crossing_time(ep, 1.0 - vals, 0.5) is None or crossing_time(ep, 1.0 - vals, 0.5) > 2
+    assert np.isnan(crossing_time(ep, vals, 2.0))
+    assert crossing_time(ep, 1.0 - vals, 0.5) == 0.0           # at or above from the start
+
+
+def test_start_above_threshold_crosses_at_zero_in_every_method():
+    """Flows, maps and batched chains share the rule: a modality that starts at or above its
+    threshold crosses at epoch 0; one that never reaches it has NaN."""
+    sigma, syx, syy = toy_stats(0.0, 2.0)
+    ep = np.arange(0, 41)
+    w_init = [0.9, 1e-6]                         # A above its threshold 0.5 from the start; B never within 40 epochs
+    for tr in (flow(sigma, syx, syy, (1, 1), ep, 0.001, w_init=w_init),
+               rank_one_map(sigma, syx, syy, (1, 1), ep, 0.001, w_init=w_init)):
+        assert tr.t_a == 0.0 and np.isnan(tr.t_b) and np.isnan(tr.ratio)
+    pre = np.array([[0.9 ** 0.5, 1.0], [1e-3, 1.0]])
+    one = chain_map(sigma, syx, syy, 2, 2, ep, 0.001, layer_scales=(pre, np.zeros(0)))
+    many = chain_map_many(sigma, syx, 2, 2, 0.001, 40, layer_scales=(pre, np.zeros(0)))
+    assert one.t_a == 0.0 and np.isnan(one.t_b)
+    np.testing.assert_array_equal(many.t_cross[0], [0.0, np.nan])
+    assert np.isnan(many.ratio[0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -613,6 +644,6 @@ def test_errors_name_parameter_value_and_rule(monkeypatch):
     def failing(*args, **kwargs):
         return types.SimpleNamespace(success=False, message="Required step size is less than spacing.")
 
-    monkeypatch.setattr(dyn, "solve_ivp", failing)
+    monkeypatch.setattr(scipy.integrate, "solve_ivp", failing)   # imported by the flows on each call
     with pytest.raises(RuntimeError, match=r"solve_ivp \(LSODA\) failed: Required step size"):
         flow(sigma, syx, syy, (1, 1), ep, 0.04, u0=1e-3)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from theory.fixed_points import (FixedPoint, early_fixed_points, generalization_error,
+from linfusion.analysis import generalization_error
+from theory.fixed_points import (FixedPoint, early_fixed_points,
                                  late_fixed_point, late_fixed_points, late_learning_path,
                                  quadratic_loss, residual_correlation)
 from theory.two_layer import toy_stats
@@ -141,7 +142,7 @@ def test_generalization_error_at_m_a_of_multi_data():
     syx = (w_star @ sigma)[None, :]
     syy = float(w_star @ sigma @ w_star) + 0.25
     ma = late_fixed_point(sigma, syx, syy, (50, 50), (0,))
-    assert generalization_error(sigma, w_star, ma.w_tot) == pytest.approx(0.25)
+    assert generalization_error(ma.w_tot, sigma, w_star) == pytest.approx(0.25)
     np.testing.assert_allclose(residual_correlation(sigma, syx, ma.w_tot)[0, :50], 0.0, atol=1e-12)
 
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from theory.fixed_points import late_fixed_points
-from theory.two_layer import (contribution_threshold, late_schedule, late_times, misattribution,
-                              misattribution_toy, preference_region, prioritisation_threshold,
+from theory.two_layer import (contribution_threshold, late_schedule, late_times, predicted_misattribution,
+                              predicted_misattribution_toy, preference_region, prioritisation_threshold,
                               time_ratio, time_ratio_toy, toy_stats)
 
 RHOS = np.linspace(-0.9, 0.9, 9)
@@ -45,7 +45,7 @@ def test_heatmap_landmarks_and_grid_shape():
     grid = time_ratio_toy(np.linspace(-0.92, 0.92, 100)[None, :], np.linspace(1, 3, 100)[:, None])
     assert grid.shape == (100, 100)
     np.testing.assert_allclose(grid[0], 1.0)
-    mis = misattribution_toy(np.linspace(-0.92, 0.92, 100)[None, :], np.linspace(1, 3, 100)[:, None])
+    mis = predicted_misattribution_toy(np.linspace(-0.92, 0.92, 100)[None, :], np.linspace(1, 3, 100)[:, None])
     assert mis.min() == pytest.approx(-0.92) and mis.max() == pytest.approx(0.92)
 
 
@@ -119,10 +119,10 @@ def test_vector_signed_rule_only_for_exact_anti_parallel():
 def test_misattribution_toy_and_general(rho):
     r = 2.0
     sigma, syx, syy = toy_stats(rho, r)
-    m = misattribution(sigma, [1.0, 1.0], (1, 1))
+    m = predicted_misattribution(sigma, [1.0, 1.0], (1, 1))
     assert m.shape == (1, 1)
     assert m[0, 0] == pytest.approx(rho / r)
-    assert misattribution_toy(rho, r) == pytest.approx(rho / r)
+    assert predicted_misattribution_toy(rho, r) == pytest.approx(rho / r)
     # m = W_A on the plateau (M_A) minus W_A at the end (M_*)
     _, ma, _, ms = late_fixed_points(sigma, syx, syy, (1, 1))
     assert m[0, 0] == pytest.approx(ma.w_tot[0, 0] - ms.w_tot[0, 0])
@@ -131,7 +131,7 @@ def test_misattribution_toy_and_general(rho):
 
 
 def test_misattribution_zero_without_cross_covariance_and_vector_identity():
-    assert misattribution_toy(0.0, 2.5) == 0.0
+    assert predicted_misattribution_toy(0.0, 2.5) == 0.0
     rng = np.random.default_rng(3)
     a = rng.normal(size=(5, 5))
     sigma = a @ a.T + np.eye(5)
@@ -139,11 +139,11 @@ def test_misattribution_zero_without_cross_covariance_and_vector_identity():
     syx = w_star @ sigma
     syy = (w_star @ sigma @ w_star.T).item()
     _, ma, _, ms = late_fixed_points(sigma, syx, syy, (2, 3))
-    np.testing.assert_allclose(misattribution(sigma, w_star, (2, 3)), ma.block(0) - ms.block(0), atol=1e-10)
+    np.testing.assert_allclose(predicted_misattribution(sigma, w_star, (2, 3)), ma.block(0) - ms.block(0), atol=1e-10)
     block = np.eye(5)
     block[:2, :2] = sigma[:2, :2]
     block[2:, 2:] = sigma[2:, 2:]
-    np.testing.assert_allclose(misattribution(block, w_star, (2, 3)), 0.0, atol=1e-14)
+    np.testing.assert_allclose(predicted_misattribution(block, w_star, (2, 3)), 0.0, atol=1e-14)
 
 
 def test_preference_thresholds_and_regions():
@@ -181,7 +181,7 @@ def test_late_times_leading_order():
     assert t.ratio == pytest.approx(4.0)
     assert t.t_b_tau == pytest.approx(4.0 * t.t_a_tau)
     assert t.t_a == pytest.approx(t.t_a_tau / 0.04) and t.t_b == pytest.approx(t.t_b_tau * 25)
-    assert late_times(sigma, syx, (1, 1), 1e-9).t_a is None
+    assert np.isnan(late_times(sigma, syx, (1, 1), 1e-9).t_a)   # no lr: NaN (never None)
 
 
 def test_schedule_two_modalities_matches_time_ratio():
@@ -263,7 +263,7 @@ def test_singular_sigma_needs_only_sigma_a_invertible():
     res = syx[:, 2:] - syx[:, :2] @ np.linalg.solve(s_a, s_ab)
     expect = 1.0 + (np.linalg.norm(syx[:, :2]) - np.linalg.norm(syx[:, 2:])) / np.linalg.norm(res)
     assert time_ratio(sigma, syx, (2, 4), form="norm") == pytest.approx(expect, rel=1e-12)
-    np.testing.assert_allclose(misattribution(sigma, w_star, (2, 4)),
+    np.testing.assert_allclose(predicted_misattribution(sigma, w_star, (2, 4)),
                                w_star[None, 2:] @ np.linalg.solve(s_a, s_ab).T, rtol=1e-12)
     # split as d_A = 5 > n = 4: Σ_A is singular too, and the formulas have no Σ_A⁻¹
     msg = (r"^sigma's block Σ_A \(columns 0\.\.4\) has smallest eigenvalue .*, must be positive definite: "
@@ -271,4 +271,39 @@ def test_singular_sigma_needs_only_sigma_a_invertible():
     with pytest.raises(ValueError, match=msg.format("time ratio")):
         time_ratio(sigma, syx, (5, 1))
     with pytest.raises(ValueError, match=msg.format("misattribution")):
-        misattribution(sigma, w_star, (5, 1))
+        predicted_misattribution(sigma, w_star, (5, 1))
+
+
+# ---------------------------------------------------------------------------------------
+# The original rand_sweep's prediction (its sweep.py, lag_twolayer): empirical Σyx with the
+# population Σ_A and Σ_AB, norm form. time_ratio must reproduce it from those mixed inputs.
+# ---------------------------------------------------------------------------------------
+
+def test_time_ratio_reproduces_original_mixed_inputs_by_hand():
+    # A: two inputs, B: one. Population Σ = [[2, 0, 1], [0, 2, 0], [1, 0, 3]]; an empirical
+    # Σyx = (3, 4 | 1) that no data with this Σ need have exactly (mixed inputs).
+    sigma_pop = np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
+    syx_emp = np.array([3.0, 4.0, 1.0])
+    # By hand: ‖Σyx_A‖ = 5, ‖Σyx_B‖ = 1, W_A^uni = Σyx_A Σ_A⁻¹ = (1.5, 2),
+    # W_A^uni Σ_AB = 1.5, residual 1 − 1.5 = −0.5: the original's 1 + (5 − 1)/0.5 = 9.
+    assert time_ratio(sigma_pop, syx_emp, (2, 1), form="norm") == pytest.approx(9.0, rel=1e-14)
+    # Σyx_B (+1) is anti-parallel to its residual (−0.5): the signed form counts B's head start
+    # negatively, 1 + (5 + 1)/0.5 = 13; the original uses the norm form.
+    assert time_ratio(sigma_pop, syx_emp, (2, 1), form="signed") == pytest.approx(13.0, rel=1e-14)
+    # Scalars: Σ = [[4, 1], [1, 1]], Σyx = (3.9, 2.1): 1 + (3.9 − 2.1)/(2.1 − 3.9/4) = 2.6.
+    assert time_ratio([[4.0, 1.0], [1.0, 1.0]], [3.9, 2.1], (1, 1), form="norm") == pytest.approx(2.6, rel=1e-14)
+
+
+@pytest.mark.parametrize("draw", range(5))
+def test_time_ratio_reproduces_original_rand_sweep_prediction(draw):
+    """The original's formula, transcribed from its semantics, against time_ratio on the same draw."""
+    from linfusion.data import random_stats
+
+    ds = random_stats(20, 2048, rng=np.random.SeedSequence(11, spawn_key=(draw,)))
+    xa, xb, y = ds.xs[0], ds.xs[1], ds.y
+    y_xa, y_xb = np.mean(y * xa, axis=0), np.mean(y * xb, axis=0)        # empirical, uncentred
+    cov_a, cov_ab = ds.sigma[:10, :10], ds.sigma[:10, 10:]                  # population
+    wa_uni = y_xa @ np.linalg.inv(cov_a)
+    original = 1 + (np.linalg.norm(y_xa) - np.linalg.norm(y_xb)) / np.linalg.norm(y_xb - wa_uni @ cov_ab)
+    assert original >= 1                                # these draws have A first (the original keeps them)
+    assert time_ratio(ds.sigma, ds.moments().syx, (10, 10), form="norm") == pytest.approx(original, rel=1e-12)

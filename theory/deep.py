@@ -28,12 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import quad
 
-from linfusion.validation import check_choice, check_int, check_scalar
+from linfusion.validation import check_choice
 
-from .fixed_points import (_as_output, _check_moments, _check_reals, _check_rho, _slices)
-from .two_layer import _ratio_parts, _two_modalities
+from ._checks import (_as_output, _check_depths, _check_lr, _check_moments, _check_reals, _check_rho,
+                      _check_u0, _slices, _two_modalities)
+from .two_layer import _ratio_parts
 
 __all__ = ["DeepTimes", "deep_t_a", "deep_lag", "deep_time_ratio", "deep_times",
            "deep_time_ratio_vector", "deep_times_vector"]
@@ -53,25 +53,19 @@ class DeepTimes:
         t_B/τ = I · ratio.
     ratio : float or ndarray
         t_B/t_A.
-    lr : float or None
-        Learning rate (τ = 1/lr epochs).
-    t_a, t_b : float, ndarray or None
-        The times in epochs; None without ``lr``.
+    lr : float
+        Learning rate (τ = 1/lr epochs); NaN when not given.
+    t_a, t_b : float or ndarray
+        The times in epochs; NaN without ``lr``.
     """
 
     t_a_tau: object
     lag_tau: object
     t_b_tau: object
     ratio: object
-    lr: float | None
+    lr: float
     t_a: object
     t_b: object
-
-
-def _check_depths(depth, fuse_depth):
-    depth = check_int("depth", depth, lo=1)
-    fuse_depth = check_int("fuse_depth", fuse_depth, lo=1, hi=depth, hi_name="depth")
-    return depth, fuse_depth
 
 
 def _chain(depth, fuse_depth, w_a, w_b, w_uni, res, u0):
@@ -98,6 +92,7 @@ def _chain(depth, fuse_depth, w_a, w_b, w_uni, res, u0):
         def u_b(u):
             return (k * u ** (2 - l_f) + (1.0 - k) * u0 ** (2 - l_f)) ** (1.0 / (2 - l_f))
     half = (big_l - l_f) / 2.0
+    from scipy.integrate import quad     # here, not at import: `import theory` loads no integrator
 
     def integrand(s):
         # u = e^s: the integrand spans many decades in u when u0 is small, few in s.
@@ -227,23 +222,22 @@ def deep_times(depth, fuse_depth, ratio, rho, u0, lr=None):
     -------
     DeepTimes
     """
-    lr = check_scalar("lr", lr, lo=0.0, lo_open=True, allow_none=True)
+    lr = _check_lr(lr, allow_none=True)
     i_a, lag, ratio_ = _toy_grid(depth, fuse_depth, ratio, rho, u0)
     return _times_record(i_a, lag, ratio_, lr)
 
 
 def _times_record(i_a, lag, ratio, lr):
     t_b = i_a * ratio
+    lr = np.nan if lr is None else lr
     return DeepTimes(t_a_tau=_as_output(i_a), lag_tau=_as_output(lag), t_b_tau=_as_output(t_b),
-                     ratio=_as_output(ratio), lr=lr,
-                     t_a=None if lr is None else _as_output(i_a / lr),
-                     t_b=None if lr is None else _as_output(t_b / lr))
+                     ratio=_as_output(ratio), lr=lr, t_a=_as_output(i_a / lr), t_b=_as_output(t_b / lr))
 
 
 def _vector_parts(depth, fuse_depth, sigma, syx, dims, u0, form):
     check_choice("form", form, ("signed", "norm"))
     depth, fuse_depth = _check_depths(depth, fuse_depth)
-    u0 = check_scalar("u0", u0, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    u0 = _check_u0(u0, below_one=True)
     sigma, syx, dims, _ = _check_moments(sigma, syx, dims)
     _two_modalities(dims)
     n_a, signed_b, n_res = _ratio_parts(sigma, syx, dims, form)
@@ -300,6 +294,6 @@ def deep_times_vector(depth, fuse_depth, sigma, syx, dims, u0, lr=None, form="si
     -------
     DeepTimes
     """
-    lr = check_scalar("lr", lr, lo=0.0, lo_open=True, allow_none=True)
+    lr = _check_lr(lr, allow_none=True)
     i_a, lag, ratio = _vector_parts(depth, fuse_depth, sigma, syx, dims, u0, form)
     return _times_record(i_a, lag, ratio, lr)

@@ -36,133 +36,12 @@ from itertools import combinations
 
 import numpy as np
 
-from linfusion.validation import check_array, check_covariance, check_int, check_scalar
+from linfusion.validation import check_array, check_int, check_scalar
 
-__all__ = ["FixedPoint", "residual_correlation", "quadratic_loss", "generalization_error",
-           "late_fixed_point", "late_fixed_points", "late_learning_path", "early_fixed_points"]
+from ._checks import _check_moments, _check_psd, _psd_solve, _readonly, _slices
 
-
-# ---------------------------------------------------------------------------------------
-# Shared private helpers (also used by the other theory modules).
-# ---------------------------------------------------------------------------------------
-
-def _check_dims(dims, total=None, *, min_k=2):
-    """Return ``dims`` as a tuple of positive ints (at least ``min_k``) summing to ``total``."""
-    if isinstance(dims, (int, np.integer)) or not hasattr(dims, "__len__"):
-        raise TypeError(f"dims == {dims!r}, must be a sequence of modality dimensions.")
-    out = tuple(check_int(f"dims[{i}]", d, lo=1) for i, d in enumerate(dims))
-    if len(out) < min_k:
-        raise ValueError(f"dims == {out}, must list at least {min_k} modalities.")
-    if total is not None and sum(out) != total:
-        raise ValueError(f"dims == {out}, must sum to the input dimension of sigma ({total}).")
-    return out
-
-
-def _slices(dims):
-    """Column slice of every modality."""
-    edges = np.concatenate([[0], np.cumsum(dims)])
-    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-
-
-# An eigenvalue of a symmetric PSD matrix below this many machine epsilons times
-# D · λ_max is rounding (numpy's matrix_rank and lstsq cutoff), i.e. 0.
-_EPS = np.finfo(float).eps
-
-def _check_psd(name, value, *, dim=None):
-    """Return a symmetric positive semi-definite matrix (D, D), else raise."""
-    return check_covariance(name, value, dim=dim, semidefinite=True)
-
-
-def _rank_cutoff(eig):
-    """Eigenvalues of a PSD matrix at or below this are 0 (eig ascending, shape (D,))."""
-    return eig.shape[0] * _EPS * max(float(np.max(np.abs(eig))), 1e-300)
-
-
-def _psd_solve(a, b):
-    """Minimum-norm solution x of a x = b for symmetric PSD ``a`` (k, k), ``b`` (k, n).
-
-    ``np.linalg.solve`` when ``a`` is numerically positive definite (so results on regular
-    moments are unchanged), else the pseudo-inverse a⁺ b from the eigendecomposition with
-    eigenvalues at or below the rank cutoff set to 0.
-    """
-    eig, vec = np.linalg.eigh(a)
-    cut = _rank_cutoff(eig)
-    if eig[0] > cut:
-        return np.linalg.solve(a, b)
-    keep = eig > cut
-    v = vec[:, keep]
-    return v @ ((v.T @ b) / eig[keep][:, None])
-
-
-def _require_pd(sigma, sl, why):
-    """Raise unless the diagonal block sigma[sl, sl] is numerically positive definite."""
-    block = sigma[sl, sl]
-    eig = np.linalg.eigvalsh(block)
-    if eig[0] <= _rank_cutoff(eig):
-        raise ValueError(f"sigma's block Σ_A (columns {sl.start}..{sl.stop - 1}) has smallest eigenvalue "
-                         f"{eig[0]:.3g}, must be positive definite: {why} needs Σ_A⁻¹ (with fewer samples "
-                         "than A's input dimension, Σ_A is singular).")
-
-
-def _check_moments(sigma, syx, dims, syy=None, *, out_one=False):
-    """Validate (sigma, syx, dims[, syy]); return sigma (D, D), syx (out, D), dims, syy.
-
-    Σ may be singular (positive semi-definite); Σ_yx must then lie in its range.
-    """
-    sigma = _check_psd("sigma", sigma)
-    n_in = sigma.shape[0]
-    syx = check_array("syx", syx, ndim=(1, 2))
-    if syx.ndim == 1:
-        syx = syx[None, :]
-    if syx.shape[1] != n_in:
-        raise ValueError(f"syx has shape {syx.shape}, must have {n_in} columns (the size of sigma).")
-    if out_one and syx.shape[0] != 1:
-        raise ValueError(f"syx has shape {syx.shape}, must have one row (scalar output).")
-    dims = _check_dims(dims, n_in)
-    eig, vec = np.linalg.eigh(sigma)
-    null = vec[:, eig <= _rank_cutoff(eig)]
-    if null.shape[1]:
-        off = float(np.linalg.norm(syx @ null))
-        if off > 1e-8 * max(float(np.linalg.norm(syx)), 1e-300):
-            raise ValueError(f"syx has a component of norm {off:.3g} outside the range of sigma (which has "
-                             f"rank {n_in - null.shape[1]} < {n_in}), must lie in it: moments of one data set "
-                             "do, and otherwise the loss is unbounded below.")
-    if syy is not None:
-        syy = check_scalar("syy", syy, lo=0.0)
-        explained = float(np.trace(syx @ _psd_solve(sigma, syx.T)))
-        # Cauchy-Schwarz for any (empirical or population) moments: the loss at M_* is >= 0.
-        if syy < explained - 1e-9 * max(1.0, explained):
-            raise ValueError(f"syy == {syy!r}, must be >= Σyx Σ⁺ Σyxᵀ = {explained:.6g} "
-                             "(moments of one data set satisfy this).")
-    return sigma, syx, dims, syy
-
-
-def _check_reals(name, value, *, lo=None, hi=None, lo_open=False, hi_open=False):
-    """Return ``value`` as a float array with every entry in the interval, else raise.
-
-    The message names the first offending entry, in the style of ``check_scalar``.
-    """
-    arr = check_array(name, value).reshape(np.shape(value))
-    ok = np.ones(arr.shape, dtype=bool)
-    if lo is not None:
-        ok &= (arr > lo) if lo_open else (arr >= lo)
-    if hi is not None:
-        ok &= (arr < hi) if hi_open else (arr <= hi)
-    if not np.all(ok):
-        bad = float(arr[~ok].flat[0])
-        check_scalar(name, bad, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
-    return arr
-
-
-def _check_rho(rho):
-    """Correlation(s) with |rho| < 1."""
-    return _check_reals("rho", rho, lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
-
-
-def _as_output(arr):
-    """Float for 0-d results, the array otherwise."""
-    arr = np.asarray(arr, dtype=float)
-    return float(arr) if arr.ndim == 0 else arr
+__all__ = ["FixedPoint", "residual_correlation", "quadratic_loss", "late_fixed_point",
+           "late_fixed_points", "late_learning_path", "early_fixed_points"]
 
 
 def _loss(sigma, syx, syy, w):
@@ -182,16 +61,6 @@ def _subset_weights(sigma, syx, dims, learned):
         w[:, cols] = _psd_solve(sigma[np.ix_(cols, cols)], syx[:, cols].T).T
     return w
 
-
-def _readonly(arr):
-    arr = np.array(arr, dtype=float)
-    arr.setflags(write=False)
-    return arr
-
-
-# ---------------------------------------------------------------------------------------
-# Public API.
-# ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
 class FixedPoint:
@@ -275,31 +144,6 @@ def quadratic_loss(sigma, syx, syy, w_tot):
     syy = check_scalar("syy", syy, lo=0.0)
     return _loss(np.asarray(sigma, dtype=float), np.atleast_2d(np.asarray(syx, dtype=float)), syy,
                  np.atleast_2d(np.asarray(w_tot, dtype=float)))
-
-
-def generalization_error(sigma_pop, w_star, w_tot):
-    """E_g = ½ (W^tot − W*) Σ_pop (W^tot − W*)ᵀ (trace for several outputs).
-
-    Parameters
-    ----------
-    sigma_pop : ndarray of shape (D, D)
-        Population input second moment.
-    w_star : ndarray of shape (out, D) or (D,)
-        Teacher weights W*.
-    w_tot : ndarray of shape (out, D) or (D,)
-
-    Returns
-    -------
-    e_g : float
-    """
-    sigma_pop = _check_psd("sigma_pop", sigma_pop)
-    w_star = np.atleast_2d(check_array("w_star", w_star, ndim=(1, 2)))
-    w = np.atleast_2d(check_array("w_tot", w_tot, ndim=(1, 2)))
-    if w.shape != w_star.shape or w.shape[1] != sigma_pop.shape[0]:
-        raise ValueError(f"w_tot has shape {w.shape} and w_star {w_star.shape}, "
-                         f"must both be (out, {sigma_pop.shape[0]}).")
-    d = w - w_star
-    return float(0.5 * np.sum((d @ sigma_pop) * d))
 
 
 def late_fixed_point(sigma, syx, syy, dims, learned):

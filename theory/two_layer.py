@@ -27,23 +27,18 @@ import numpy as np
 
 from linfusion.validation import check_array, check_choice, check_scalar
 
-from .fixed_points import (_as_output, _check_dims, _check_moments, _check_psd, _check_reals, _check_rho,
-                           _fixed_point, _readonly, _require_pd, _slices, _subset_weights)
+from ._checks import (_as_output, _check_dims, _check_lr, _check_moments, _check_psd, _check_ratio,
+                      _check_rho, _check_u0, _check_w_star_toy, _readonly, _require_pd, _slices,
+                      _two_modalities)
+from .fixed_points import _fixed_point, _subset_weights
 
 __all__ = ["toy_stats", "time_ratio", "time_ratio_toy", "LateTimes", "late_times",
-           "LearningSchedule", "late_schedule", "misattribution", "misattribution_toy",
-           "prioritisation_threshold", "contribution_threshold", "preference_region"]
+           "LearningSchedule", "late_schedule", "predicted_misattribution",
+           "predicted_misattribution_toy", "prioritisation_threshold", "contribution_threshold",
+           "preference_region"]
 
 # Cosine below which two directions count as anti-parallel (the signed case of §6.3).
 _ANTI_COS = -1.0 + 1e-9
-
-
-def _check_ratio(ratio, name="ratio"):
-    return _check_reals(name, ratio, lo=0.0, lo_open=True)
-
-
-def _check_w_star_toy(w_star):
-    return check_array("w_star", w_star, shape=(2,))
 
 
 def toy_stats(rho, ratio, w_star=(1.0, 1.0)):
@@ -76,12 +71,6 @@ def toy_stats(rho, ratio, w_star=(1.0, 1.0)):
     return sigma, syx, syy
 
 
-def _two_modalities(dims):
-    if len(dims) != 2:
-        raise ValueError(f"dims == {dims}, must list exactly 2 modalities (A, B); "
-                         "use late_schedule for K > 2.")
-
-
 def _ratio_parts(sigma, syx, dims, form):
     """‖Σyx_A‖, B's signed phase-1 strength, ‖res_B‖ for the A-then-B time ratio."""
     sl_a, sl_b = _slices(dims)
@@ -110,6 +99,9 @@ def time_ratio(sigma, syx, dims, form="signed"):
     residual ("signed", the default; see the module docstring). Independent of u0 and, in
     gradient flow, of lr. Heuristic for vector modalities (assumes B's phase-1 direction
     carries over to the residual direction).
+
+    The original code's rand_sweep prediction (``lag_twolayer`` in its sweep.py) is this
+    function with mixed inputs: the population Σ, the empirical Σ_yx and ``form='norm'``.
 
     Parameters
     ----------
@@ -195,22 +187,18 @@ class LateTimes:
         t_A/τ and t_B/τ.
     ratio : float
         t_B/t_A.
-    lr : float or None
-        Learning rate (τ = 1/lr epochs).
-    t_a, t_b : float or None
-        The same times in epochs; None when ``lr`` is not given.
+    lr : float
+        Learning rate (τ = 1/lr epochs); NaN when not given.
+    t_a, t_b : float
+        The same times in epochs; NaN when ``lr`` is not given.
     """
 
     t_a_tau: float
     t_b_tau: float
     ratio: float
-    lr: float | None
-    t_a: float | None
-    t_b: float | None
-
-
-def _check_u0(u0):
-    return check_scalar("u0", u0, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    lr: float
+    t_a: float
+    t_b: float
 
 
 def late_times(sigma, syx, dims, u0, lr=None, form="signed"):
@@ -237,17 +225,17 @@ def late_times(sigma, syx, dims, u0, lr=None, form="signed"):
     LateTimes
     """
     check_choice("form", form, ("signed", "norm"))
-    u0 = _check_u0(u0)
-    lr = check_scalar("lr", lr, lo=0.0, lo_open=True, allow_none=True)
+    u0 = _check_u0(u0, below_one=True)
+    lr = _check_lr(lr, allow_none=True)
     sigma, syx, dims, _ = _check_moments(sigma, syx, dims)
     _two_modalities(dims)
     n_a, signed_b, n_res = _ratio_parts(sigma, syx, dims, form)
     ratio = 1.0 + (n_a - signed_b) / n_res
     t_a = np.log(1.0 / u0) / n_a
     t_b = ratio * t_a
+    lr = np.nan if lr is None else lr
     return LateTimes(t_a_tau=float(t_a), t_b_tau=float(t_b), ratio=float(ratio), lr=lr,
-                     t_a=None if lr is None else float(t_a / lr),
-                     t_b=None if lr is None else float(t_b / lr))
+                     t_a=float(t_a / lr), t_b=float(t_b / lr))
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,34 +250,37 @@ class LearningSchedule:
         Time at which each modality (indexed by modality, not by order) is learned, in
         units of τ; ``inf`` for a modality that is never needed (zero residual once the
         others are learned).
-    t : ndarray of shape (K,) or None
-        The same in epochs; None without ``lr``.
+    t : ndarray of shape (K,)
+        The same in epochs; NaN without ``lr``.
     path : tuple of FixedPoint
         Fixed points visited, M_0 first; one more learned modality per step (it stops
         early if the remaining modalities are never learned).
     u0 : float
-    lr : float or None
+    lr : float
+        NaN when not given.
     """
 
     order: tuple
     t_tau: np.ndarray
-    t: np.ndarray | None
+    t: np.ndarray
     path: tuple
     u0: float
-    lr: float | None
+    lr: float
 
 
-def _schedule(sigma, syx, dims, form):
+def _schedule(sigma, syx, dims, form, speed=None):
     """Sequential log-growth matching; times in units of τ ln(1/u0).
 
     Each unlearned modality X carries the log-size of its growing mode in units of
     ln(1/u0), starting at −2 (‖W_X‖ = u0²) and learned on reaching 0. With S learned the
-    network sits at M_S, where X's mode grows at rate 2‖g_X‖ per τ. In the signed form a
+    network sits at M_S, where X's mode grows at rate 2 m_X ‖g_X‖ per τ (m_X = ``speed[X]``,
+    the modality's effective learning-rate multiplier, 1 by default). In the signed form a
     second (opposite-sign) mode decays at the same rate and takes over when the residual
     direction flips (anti-parallel), which is §6.3's mechanism for ρ < −1/r.
     """
     sl = _slices(dims)
     n_mod = len(dims)
+    speed = np.ones(n_mod) if speed is None else np.asarray(speed, dtype=float)
     ell = np.full(n_mod, -2.0)
     anti = np.full(n_mod, -2.0)
     direction = [None] * n_mod
@@ -313,7 +304,7 @@ def _schedule(sigma, syx, dims, form):
                 elif cos < 1.0 - 1e-9:
                     anti[k] = ell[k]  # a rotated mode seeds both signs along the new direction
             direction[k] = e_k
-            rate[k] = 2.0 * n_k
+            rate[k] = 2.0 * speed[k] * n_k
         wait = {k: (0.0 if ell[k] >= 0.0 else (-ell[k] / rate[k] if rate[k] > 0 else np.inf))
                 for k in rest}
         nxt = min(rest, key=lambda k: (wait[k], k))
@@ -361,20 +352,25 @@ def late_schedule(sigma, syx, syy, dims, u0, lr=None, form="signed"):
     LearningSchedule
     """
     check_choice("form", form, ("signed", "norm"))
-    u0 = _check_u0(u0)
-    lr = check_scalar("lr", lr, lo=0.0, lo_open=True, allow_none=True)
+    u0 = _check_u0(u0, below_one=True)
+    lr = _check_lr(lr, allow_none=True)
     sigma, syx, dims, syy = _check_moments(sigma, syx, dims, syy)
-    order, times, n_learned = _schedule(sigma, syx, dims, form)
+    return _schedule_record(sigma, syx, syy, dims, u0, lr, form)
+
+
+def _schedule_record(sigma, syx, syy, dims, u0, lr, form, speed=None):
+    """:class:`LearningSchedule` from validated inputs (``speed``: see :func:`_schedule`)."""
+    order, times, n_learned = _schedule(sigma, syx, dims, form, speed)
     t_tau = times * np.log(1.0 / u0)
     path = [_fixed_point(sigma, syx, syy, dims, ())]
     for j in range(n_learned):
         path.append(_fixed_point(sigma, syx, syy, dims, tuple(sorted(order[:j + 1]))))
-    return LearningSchedule(order=order, t_tau=_readonly(t_tau),
-                            t=None if lr is None else _readonly(t_tau / lr),
+    lr = np.nan if lr is None else lr
+    return LearningSchedule(order=order, t_tau=_readonly(t_tau), t=_readonly(t_tau / lr),
                             path=tuple(path), u0=u0, lr=lr)
 
 
-def misattribution(sigma, w_star, dims):
+def predicted_misattribution(sigma, w_star, dims):
     """Misattribution of B's signal to A on the unimodal plateau (THEORY.md §6.4).
 
     For realizable targets y = W* x, A's plateau weights are
@@ -382,7 +378,8 @@ def misattribution(sigma, w_star, dims):
 
         m = W_A^tot(plateau) − W_A^tot(∞) = W_B* Σ_BA Σ_A⁻¹ .
 
-    m > 0 means A is over-credited. Toy data: m = ρ σ_B/σ_A = ρ/r.
+    m > 0 means A is over-credited. Toy data: m = ρ σ_B/σ_A = ρ/r. (The measurement on a
+    trajectory is :func:`linfusion.analysis.measured_misattribution`.)
 
     Parameters
     ----------
@@ -409,8 +406,8 @@ def misattribution(sigma, w_star, dims):
     return w_star[:, sl_b] @ np.linalg.solve(sigma[sl_a, sl_a], sigma[sl_a, sl_b]).T
 
 
-def misattribution_toy(rho, ratio):
-    """Toy misattribution m = ρ/r (W* = (1, 1)), vectorised.
+def predicted_misattribution_toy(rho, ratio):
+    """Predicted toy misattribution m = ρ/r (W* = (1, 1)), vectorised.
 
     Parameters
     ----------
