@@ -579,23 +579,25 @@ def test_crossing_time_interpolates_first_upward_crossing():
     vals = np.array([0.0, 0.2, 0.6, 0.4, 0.7, 1.0])
     assert crossing_time(ep, vals, 0.5) == pytest.approx(1.75)
     assert np.isnan(crossing_time(ep, vals, 2.0))
-    assert crossing_time(ep, 1.0 - vals, 0.5) == 0.0           # at or above from the start
+    assert np.isnan(crossing_time(ep, 1.0 - vals[[0, 1, 1, 0, 0, 0]], 0.5))   # above from the start: no crossing
+    assert crossing_time(ep, 1.0 - vals, 0.5) == pytest.approx(2.5)   # above, dips below, rises again
 
 
-def test_start_above_threshold_crosses_at_zero_in_every_method():
-    """Flows, maps and batched chains share the rule: a modality that starts at or above its
-    threshold crosses at epoch 0; one that never reaches it has NaN."""
+def test_start_above_threshold_is_no_crossing_in_every_method():
+    """Flows, maps and batched chains share the rule of linfusion.analysis.crossing_time: a
+    modality that starts at or above its threshold (and stays) has not crossed, nor has one
+    that never reaches it: both NaN."""
     sigma, syx, syy = toy_stats(0.0, 2.0)
     ep = np.arange(0, 41)
     w_init = [0.9, 1e-6]                         # A above its threshold 0.5 from the start; B never within 40 epochs
     for tr in (flow(sigma, syx, syy, (1, 1), ep, 0.001, w_init=w_init),
                rank_one_map(sigma, syx, syy, (1, 1), ep, 0.001, w_init=w_init)):
-        assert tr.t_a == 0.0 and np.isnan(tr.t_b) and np.isnan(tr.ratio)
+        assert np.isnan(tr.t_a) and np.isnan(tr.t_b) and np.isnan(tr.ratio)
     pre = np.array([[0.9 ** 0.5, 1.0], [1e-3, 1.0]])
     one = chain_map(sigma, syx, syy, 2, 2, ep, 0.001, layer_scales=(pre, np.zeros(0)))
     many = chain_map_many(sigma, syx, 2, 2, 0.001, 40, layer_scales=(pre, np.zeros(0)))
-    assert one.t_a == 0.0 and np.isnan(one.t_b)
-    np.testing.assert_array_equal(many.t_cross[0], [0.0, np.nan])
+    assert np.isnan(one.t_a) and np.isnan(one.t_b)
+    np.testing.assert_array_equal(many.t_cross[0], [np.nan, np.nan])
     assert np.isnan(many.ratio[0])
 
 

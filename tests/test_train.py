@@ -896,10 +896,7 @@ def test_result_keeps_the_moments_it_trained_on(toy_small):
     ("import linfusion", ("numba", "scipy.integrate", "matplotlib", "pandas", "xarray", "linfusion.sweep")),
     ("import linfusion.training, linfusion.analysis, linfusion.data, linfusion.validation",
      ("numba", "scipy.integrate", "matplotlib")),
-    ("import theory", ("numba", "matplotlib")),
-    pytest.param("import theory", ("scipy.integrate",), marks=pytest.mark.xfail(
-        strict=True, reason="theory/dynamics.py and theory/deep.py import scipy.integrate at module level; "
-                            "the theory branch makes that lazy (remove this mark then)")),
+    ("import theory", ("numba", "scipy.integrate", "matplotlib", "linfusion._kernels")),
 ])
 def test_imports_stay_light(stmt, forbidden):
     import subprocess

@@ -9,8 +9,9 @@ keeps only their crossing epochs. Both run the same update rule (:func:`_chain_s
 with one learning rate per layer scalar when ``lr_scales`` is given.
 
 Crossing rule (as :func:`linfusion.analysis.crossing_time`): the first epoch at which the
-modality's quantity reaches its threshold, linearly interpolated from the epoch before;
-0 if it starts there; NaN if it never does, or if the threshold is 0.
+modality's quantity rises from below its threshold to it, linearly interpolated from the
+epoch before; NaN if it never does (starting at or above it is no crossing), or if the
+threshold is 0.
 """
 from __future__ import annotations
 
@@ -335,12 +336,7 @@ def chain_map_many(sigma, syx, depth, fuse_depth, lr, max_epochs, *, u0=None, la
         for step, w, _, _ in _chain_states(pre, post, cols, syx_, lr_pre, lr_post, max_epochs):
             for k in range(n_mod):
                 q = np.abs(w[k]) if crossing == "norm" else w[k] * sgn_k[k]
-                if prev[k] is None:                 # at or above the threshold from the start
-                    hit = pos_k[k] & (q >= thr_k[k])
-                    if hit.any():
-                        t[k][hit] = 0.0
-                        open_ = still_open()
-                else:
+                if prev[k] is not None:             # starting at or above the threshold is no crossing
                     hit = (q >= thr_k[k]) & (prev[k] < thr_k[k])
                     if hit.any():
                         hit &= pos_k[k] & np.isnan(t[k]) & np.isfinite(q)    # an overflow is no crossing

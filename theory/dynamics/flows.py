@@ -10,8 +10,8 @@
 Both are the η → 0 limits of the exact maps of :mod:`theory.dynamics.maps` and
 :mod:`theory.dynamics.chains`: at lr = 0.04 the flow runs 4-14 % early in t_A.
 Integration is in units of τ (t/τ = lr · epoch); the crossing epochs come from event
-location (direction +1), a modality that starts at or above its threshold crosses at 0,
-and one that never crosses gets NaN. ``scipy.integrate`` is imported on the first call,
+location (direction +1, the rule of :func:`linfusion.analysis.crossing_time`): a modality
+that starts at or above its threshold and never dips below it, or never reaches it, gets NaN. ``scipy.integrate`` is imported on the first call,
 not with the package.
 """
 from __future__ import annotations
@@ -74,9 +74,7 @@ def _run_flow(prob, rhs, y0, w_of_y, w_of_ys, rtol, atol, solver, method, scales
     sol = _solve(rhs, y0, prob.lr * prob.epochs[-1], prob.lr * prob.epochs, events, rtol, atol, solver)
     t_cross = [np.nan] * len(prob.dims)
     for k, ev, t_ev in zip(owners, events, sol.t_events or []):
-        if ev(0.0, y0) >= 0.0:      # at or above the threshold from the start: crossed at 0
-            t_cross[k] = 0.0
-        elif len(t_ev):
+        if len(t_ev):
             t_cross[k] = float(t_ev[0] / prob.lr)
     scales = None if scales_of_ys is None else scales_of_ys(sol.y)
     return _finish(prob, w_of_ys(sol.y), t_cross, method, scales)
