@@ -107,7 +107,8 @@ def build_parser(module):
     cfg_cls = module.Config
     doc = (module.__doc__ or "").strip()
     p = argparse.ArgumentParser(prog=f"python -m sims.{module.NAME}", description=doc.split("\n\n")[0],
-                                formatter_class=_Help, allow_abbrev=False, argument_default=argparse.SUPPRESS)
+                                formatter_class=_Help, allow_abbrev=False, argument_default=argparse.SUPPRESS,
+                                epilog=EXIT_STATUS)
     groups = {name: p.add_argument_group(name) for name in _GROUP_ORDER}
     quick = cfg_cls.quick_values()
     for f in dataclasses.fields(cfg_cls):
@@ -158,6 +159,9 @@ def build_parser(module):
 
 
 _GROUP_ORDER = ("experiment", "data", "network and training")
+EXIT_STATUS = ("exit status: 0 figure written; 1 nothing usable to draw (for example every run\n"
+               "diverged: the summary counts the runs by outcome; arrays, table and record are\n"
+               "still written); 2 usage error; 130 interrupted")
 _NUMBER_LIST = re.compile(r"^-[0-9.]")
 
 
