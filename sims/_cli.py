@@ -134,7 +134,9 @@ def build_parser(module):
     g = p.add_argument_group("output")
     g.add_argument("--quick", action="store_true", default=False,
                    help=f"a small setting that runs in seconds: {describe_quick(cfg_cls)} "
-                        "(options given explicitly keep their values)")
+                        "(options given explicitly keep their values)"
+                        + ("; the sweep runs in this process unless --workers or --scheduler is given"
+                           if module.KIND == "sweep" else ""))
     g.add_argument("--out", default=os.path.join("results", module.NAME),
                    help=f"output folder (default: results/{module.NAME})")
     g.add_argument("--format", default="png", type=_list_parser(str),
@@ -227,7 +229,9 @@ def _check_options(module, ns):
 
 def _execution(module, ns):
     if module.KIND == "sweep":
-        return Execution(workers=ns.workers, cache=ns.cache if ns.cache is not None else os.path.join(ns.out, "cache"),
+        # --quick: a few runs, which starting worker processes would slow down
+        workers = 1 if ns.quick and ns.workers is None and ns.scheduler is None else ns.workers
+        return Execution(workers=workers, cache=ns.cache if ns.cache is not None else os.path.join(ns.out, "cache"),
                          force=ns.force, scheduler=ns.scheduler)
     return Execution(workers=getattr(ns, "workers", None))
 
