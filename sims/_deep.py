@@ -119,6 +119,8 @@ class DeepNet(Width):
                              "W_B(M_*), interpolated, theory.md §7.1", choices=("paper", "interp"), group=_NET)
 
     def validate(self):
+        if self.fuse_depths is not None and len(set(self.fuse_depths)) < len(self.fuse_depths):
+            raise ValueError(f"fuse_depths == {self.fuse_depths!r}, must not repeat a fusion layer.")
         bad = [f for f in self.fuse_depths or () if f > self.depth]
         if bad:
             raise ValueError(f"fuse_depths == {self.fuse_depths!r}: {bad} exceed depth ({self.depth}); each "

@@ -146,6 +146,8 @@ def test_measure_run_refuses_non_finite_weights_of_a_completed_run():
     (init_sweep, ["--values", "0.1,1.2"], "--values"),
     (init_sweep, ["--scale", "0.1"], "--scale"),     # swept
     (fusion_depth, ["--depth", "3", "--fuse-depths", "4"], "--fuse-depths"),
+    (fusion_depth, ["--fuse-depths", "2,2"], "--fuse-depths"),
+    (fusion_depth, ["--convention", "nearest"], "--convention"),
     (fusion_depth, ["--init-scheme", "both"], "--init-scheme"),
     (fusion_depth, ["--n", "1"], "--n"),
     (fusion_depth, ["--cache", "x"], "--cache"),     # trains no sweep
