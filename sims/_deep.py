@@ -43,7 +43,7 @@ from ._config import Config, integer, integers, option, real
 from ._options import Width
 
 __all__ = ["USABLE", "usable", "Samples", "Rho", "Ratio", "Scale", "DeepNet", "scale_of", "chain_scales",
-           "chain_signs", "chain_times", "toy_targets", "measure_run", "fusion_label", "convention_text",
+           "chain_signs", "paper_offset", "chain_times", "toy_targets", "measure_run", "fusion_label", "convention_text",
            "status_counts", "unused_counts", "count_text"]
 
 #: the statuses of a run whose numbers mean something (CONTRACT item 4)
@@ -205,13 +205,25 @@ def chain_signs(sxx, syx):
     return np.where(sol < 0, -1.0, 1.0)
 
 
-def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
+def paper_offset():
+    """What the 'paper' convention adds to a time counted in updates (0 or −1).
+
+    :func:`linfusion.analysis.nearest_time` reads a trajectory as the original code does
+    (theory.md §7.2, §7.4): read off a three-record trajectory here, so that a chain's
+    crossing, counted in updates, is reported in the same convention as the runs' times.
+    """
+    return analysis.nearest_time(np.arange(3.0), np.arange(3.0), 1.0) - 1.0
+
+
+def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1, convention="interp"):
     """Crossing epochs of many aligned rank-one chains: :func:`theory.dynamics.chain_map_many`.
 
     A thin adapter of the experiments' arrays to the theory's batched chain map (the one
     implementation of the chain's update, shared with :func:`theory.dynamics.chain_map`):
     the depth is read off the shapes, the crossing compares W_X times the sign of its
-    eventual weight ('projection') with the run's own thresholds.
+    eventual weight ('projection') with the run's own thresholds. The crossings are
+    interpolated between updates; with ``convention='paper'`` they are shifted by
+    :func:`paper_offset`, as the runs' times are.
 
     Parameters
     ----------
@@ -228,6 +240,8 @@ def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
     max_epochs : int
     stop : {0, 1}
         Stop once every chain has crossed the threshold of A (0) or of B (1).
+    convention : {'interp', 'paper'}
+        The measurement convention of the runs the chains are compared with.
 
     Returns
     -------
@@ -242,7 +256,7 @@ def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
                          thresholds=np.stack(np.broadcast_arrays(np.asarray(thr_a, dtype=float),
                                                                  np.asarray(thr_b, dtype=float)), axis=-1),
                          crossing="projection", stop=stop)
-    return np.array(res.t_cross)
+    return np.array(res.t_cross) + (paper_offset() if convention == "paper" else 0.0)
 
 
 def toy_targets(rho, ratio, w_star=(1.0, 1.0)):

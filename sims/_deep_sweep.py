@@ -251,7 +251,8 @@ def predict(cfg, axis, result=None):
         pre = result["init_sv_pre"][sel, :, :lf].copy()
         pre[:, :, 0] *= D.chain_signs(result["sxx"][sel], result["syx"][sel])
         times[sel] = D.chain_times(result["sxx"][sel], result["syx"][sel], pre, result["init_sv_shared"][sel, lf:],
-                                   cfg.lr, result["thr_a"][sel], result["thr_b"][sel], cfg.epochs)
+                                   cfg.lr, result["thr_a"][sel], result["thr_b"][sel], cfg.epochs,
+                                   convention=cfg.convention)
     out.update(closed_ratio=closed, chain_t_a_epochs=times[:, 0], chain_t_b_epochs=times[:, 1],
                chain_ratio=times[:, 1] / times[:, 0])
     return out

@@ -123,7 +123,7 @@ def _fit_factor(result, i, pre, post, cfg):
     t_a = result["t_a_epochs"][i]
     t = D.chain_times(np.broadcast_to(result["sxx"], (n, 2, 2)), np.broadcast_to(result["syx"], (n, 2)),
                       cs[:, None, None] * pre, cs[:, None] * post, cfg.lr, np.full(n, result["thr_a"][i]),
-                      np.full(n, result["thr_b"][i]), 4 * t_a + 10, stop=0)[:, 0]
+                      np.full(n, result["thr_b"][i]), 4 * t_a + 10, stop=0, convention=cfg.convention)[:, 0]
     ok = np.isfinite(t) & (t > 0)
     if not (ok.any() and t[ok].min() <= t_a <= t[ok].max()):
         return np.nan
@@ -184,9 +184,10 @@ def predict(cfg, result):
         c = 1.0 if cfg.init_scheme == "balanced" else _fit_factor(result, i, pre, post, cfg)
         thr = (result["thr_a"][i:i + 1], result["thr_b"][i:i + 1])
         t = D.chain_times(result["sxx"][None], result["syx"][None], pre[None], post[None], cfg.lr, *thr,
-                          4 * cfg.epochs)[0]
+                          4 * cfg.epochs, convention=cfg.convention)[0]
         t_fit = (D.chain_times(result["sxx"][None], result["syx"][None], c * pre[None], c * post[None], cfg.lr,
-                               *thr, 4 * cfg.epochs)[0] if np.isfinite(c) else (np.nan, np.nan))
+                               *thr, 4 * cfg.epochs, convention=cfg.convention)[0]
+                 if np.isfinite(c) else (np.nan, np.nan))
         for k, v in zip(cols, (t[0], t[1], c, t_fit[0], t_fit[1])):
             cols[k].append(v)
         scales[lf] = (pre, post, c)

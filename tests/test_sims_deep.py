@@ -321,3 +321,19 @@ def test_chain_scales_of_balanced_init_are_the_scalar_chain():
     pre, post = _deep.chain_scales(net, w)
     np.testing.assert_allclose(pre, 0.1)
     np.testing.assert_allclose(post, np.sqrt(2) * 0.1)
+
+
+@pytest.mark.parametrize("convention", ["interp", "paper"])
+def test_chain_times_in_the_runs_convention(convention):
+    """A chain's crossing is reported as linfusion.analysis reads a run: within half an epoch of its
+    own trajectory read in that convention (the 'paper' one is the original's index, theory.md §7.4)."""
+    from linfusion import analysis
+    sxx, syx, syy = toy_stats(0.3, 2.0)
+    pre, post = np.full((2, 2), 0.05), np.full(2, 0.05 * np.sqrt(2))
+    thr = (0.5 * (1 + 0.3 / 2.0), 0.5)
+    got = _deep.chain_times(sxx[None], syx[0][None], pre[None], post[None], 0.04, thr[0:1], thr[1:2], 40000,
+                            convention=convention)[0]
+    tr = chain_map(sxx, syx, syy, 4, 2, np.arange(int(np.nanmax(got)) + 3), 0.04, layer_scales=(pre, post))
+    read = analysis.nearest_time if convention == "paper" else analysis.crossing_time
+    for k in (0, 1):
+        assert abs(got[k] - read(tr.epochs, tr.w_tot[:, k], thr[k])) <= (0.5 if convention == "paper" else 1e-9)
