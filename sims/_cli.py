@@ -107,7 +107,8 @@ def build_parser(module):
     cfg_cls = module.Config
     doc = (module.__doc__ or "").strip()
     p = argparse.ArgumentParser(prog=f"python -m sims.{module.NAME}", description=doc.split("\n\n")[0],
-                                formatter_class=_Help, allow_abbrev=False, argument_default=argparse.SUPPRESS)
+                                formatter_class=_Help, allow_abbrev=False, argument_default=argparse.SUPPRESS,
+                                epilog=EXIT_STATUS)
     groups = {name: p.add_argument_group(name) for name in _GROUP_ORDER}
     quick = cfg_cls.quick_values()
     for f in dataclasses.fields(cfg_cls):
@@ -133,7 +134,9 @@ def build_parser(module):
     g = p.add_argument_group("output")
     g.add_argument("--quick", action="store_true", default=False,
                    help=f"a small setting that runs in seconds: {describe_quick(cfg_cls)} "
-                        "(options given explicitly keep their values)")
+                        "(options given explicitly keep their values)"
+                        + ("; the sweep runs in this process unless --workers or --scheduler is given"
+                           if module.KIND == "sweep" else ""))
     g.add_argument("--out", default=os.path.join("results", module.NAME),
                    help=f"output folder (default: results/{module.NAME})")
     g.add_argument("--format", default="png", type=_list_parser(str),
@@ -158,6 +161,9 @@ def build_parser(module):
 
 
 _GROUP_ORDER = ("experiment", "data", "network and training")
+EXIT_STATUS = ("exit status: 0 figure written; 1 nothing usable to draw (for example every run\n"
+               "diverged: the summary counts the runs by outcome; arrays, table and record are\n"
+               "still written); 2 usage error; 130 interrupted")
 _NUMBER_LIST = re.compile(r"^-[0-9.]")
 
 
@@ -223,7 +229,9 @@ def _check_options(module, ns):
 
 def _execution(module, ns):
     if module.KIND == "sweep":
-        return Execution(workers=ns.workers, cache=ns.cache if ns.cache is not None else os.path.join(ns.out, "cache"),
+        # --quick: a few runs, which starting worker processes would slow down
+        workers = 1 if ns.quick and ns.workers is None and ns.scheduler is None else ns.workers
+        return Execution(workers=workers, cache=ns.cache if ns.cache is not None else os.path.join(ns.out, "cache"),
                          force=ns.force, scheduler=ns.scheduler)
     return Execution(workers=getattr(ns, "workers", None))
 

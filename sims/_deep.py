@@ -1,108 +1,149 @@
-"""Deep and intermediate fusion experiments (figures 9-12): the shared implementation.
+"""Deep and intermediate fusion (figures 9-12): configuration, measurement and scalar chains.
 
-The mathematical object is the time ratio t_B/t_A of depth-L linear fusion networks with
-fusion layer L_f on the toy data (THEORY.md §6.6-6.7), simulated and predicted three ways:
+The shared code of :mod:`sims.fusion_depth` (figure 9) and of the three sweeps
+:mod:`sims.rho_sweep`, :mod:`sims.ratio_sweep`, :mod:`sims.init_sweep` (figures 10-12,
+whose run, theory and figure live in :mod:`sims._deep_sweep`). The object is the time ratio
+t_B/t_A of depth-L linear fusion networks with fusion layer L_f on the toy data
+(theory.md §3a, §6.6-6.7), simulated and predicted three ways:
 
-- **simulation**: full-batch gradient descent of the width-h network through
-  :func:`linfusion.sweep.run_sweep`, times read off with :func:`linfusion.analysis.measure`;
-- **closed form**: :func:`theory.deep.deep_time_ratio` at u0 = init (the paper's curves);
+- **simulation**: full-batch gradient descent of the width-h network, times read off with
+  :func:`linfusion.analysis.measure` (:func:`measure_run`);
+- **closed form**: :func:`theory.deep.deep_time_ratio` at u0 = init (the paper's curves,
+  theory.md §6.6);
 - **chain map from the run's own initial condition**: the exact gradient-descent map of an
-  aligned rank-one chain (:func:`theory.dynamics.chain_map`, at the simulation's learning
-  rate), started from *each run's* initial weights projected onto their top singular
-  directions: every layer block (per modality up to and including its fusion block F_X,
-  then the shared layers) becomes one scalar, its largest singular value. For the
-  ``balanced`` initialisation these are exactly u0 (pre-fusion) and √2·u0 (shared), so the
-  chain is the network itself. For the random ``layer`` initialisation a h×h block of
-  Frobenius norm u0 has top singular value ≈ 2u0/√h, so the chain starts far smaller than
-  init: this is the effective aligned initial condition of THEORY.md §9.4. No parameter is
-  fitted.
+  aligned rank-one chain (:func:`theory.dynamics.chain_map`, at the run's learning rate,
+  theory.md §6.10), started from *each run's* initial weights projected onto their top
+  singular directions: every layer block (per modality up to and including its fusion block
+  F_X, then the shared layers) becomes one scalar, its largest singular value
+  (:func:`chain_scales`). For the ``balanced`` initialisation these are exactly u0
+  (pre-fusion) and √2·u0 (shared), so the chain is the network itself. For the random
+  ``layer`` initialisation a h×h block of Frobenius norm u0 has top singular value ≈ 2u0/√h,
+  so the chain starts far smaller than init: the effective aligned initial condition of
+  theory.md §9.4. No parameter is fitted.
 
 The projection ignores that the top singular vectors of consecutive random layers are not
 aligned: the network first aligns them, so its absolute times are ≈ 1.6× the chain's
 (h = 100, u0 = 0.1), while its time ratio t_B/t_A is predicted to within 8 % over the
 paper's ρ, r and init sweeps (worst: L_f = 2 at |ρ| = 0.9, where ratio − 1 is small).
 
-Times are measured with :func:`linfusion.analysis.measure` (``--convention``, default the
-paper's: the epoch nearest half of W_A^uni = 1 + ρ/r for A, nearest half of B's maximum for
-B); the chain's crossings are interpolated at the same thresholds. All chains of a sweep run
-together through :func:`theory.dynamics.chain_map_many` (the batched form of
-:func:`theory.dynamics.chain_map`, one update rule for both), stopped once every chain has
-crossed B, so that a 180-run sweep is predicted in seconds.
+Runs that are not usable (status 'diverged' or 'stalled') are measured as NaN with a
+reason, never with made-up numbers and never with an exception (:func:`measure_run`).
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from linfusion import analysis
-from linfusion.sweep import build as sweep_build
-from linfusion.sweep import run_sweep
+from linfusion.architecture import default_scale
 from theory.dynamics import chain_map_many
 
-from . import _common as C
+from ._config import Config, integer, integers, option, real
+from ._options import Width
 
-__all__ = ["Axis", "AXES", "SCHEME_MARKERS", "chain_scales", "chain_signs", "chain_times", "toy_targets",
-           "fusion_label", "add_net_args", "check_net_args", "parse_list", "sweep_parser", "measure_point",
-           "run", "predict", "plot", "main"]
+__all__ = ["USABLE", "usable", "Samples", "Rho", "Ratio", "Scale", "DeepNet", "scale_of", "chain_scales",
+           "chain_signs", "paper_offset", "chain_times", "toy_targets", "measure_run", "fusion_label", "convention_text",
+           "status_counts", "unused_counts", "count_text"]
 
-#: simulation markers of the two initialisation schemes
-SCHEME_MARKERS = {"layer": "o", "balanced": "s"}
-_SCHEME_TEXT = {"layer": "random 'layer' init (paper)", "balanced": "rank-one 'balanced' init"}
+#: the statuses of a run whose numbers mean something (CONTRACT item 4)
+USABLE = ("completed", "converged")
+_NET = "network and training"
+_DATA = "data"
+
+
+def usable(result):
+    """True for a run whose status is 'completed' or 'converged'."""
+    flag = getattr(result, "usable", None)
+    return bool(flag) if flag is not None else result.status in USABLE
+
+
+# ------------------------------------------------------------------ configuration
+@dataclass(frozen=True)
+class Samples(Config):
+    """Size and label noise of the toy data (theory.md §3a)."""
+
+    n: int = option(8192, "number of samples", check=integer(lo=2), group=_DATA)
+    noise: float = option(0.0, "label-noise standard deviation", check=real(0.0), group=_DATA)
 
 
 @dataclass(frozen=True)
-class Axis:
-    """The swept variable of one deep-fusion sweep.
+class Rho(Config):
+    """The correlation of the toy data's two modalities."""
 
-    Attributes
-    ----------
-    key : str
-        Configuration key that is swept ('rho', 'ratio' or 'scale').
-    name : str
-        Module name (``python -m sims.<name>``).
-    figure : int
-        The paper's figure number (THEORY.md §10).
-    values : tuple of float
-        Simulated grid (the paper's).
-    quick : tuple of float
-        Grid of ``--quick``.
-    theory : tuple (start, stop, num)
-        Grid of the closed-form curve.
-    label : str
-        x-axis label.
-    symbol : str
-        Short name in titles and tables.
+    rho: float = option(0.0, "correlation ρ of x_A and x_B, in (-1, 1)",
+                        check=real(-1.0, 1.0, lo_open=True, hi_open=True), group=_DATA)
+
+
+@dataclass(frozen=True)
+class Ratio(Config):
+    """σ_A/σ_B of the toy data; A, the larger-variance modality, is learned first."""
+
+    ratio: float = option(2.0, "r = σ_A/σ_B, >= 1 (A, the larger-variance modality, is learned first)",
+                          check=real(1.0), group=_DATA)
+
+
+@dataclass(frozen=True)
+class Scale(Config):
+    """The initialisation scale u0 (per-layer Frobenius norm before fusion, √2·u0 from fusion on)."""
+
+    scale: float | None = option(None, "init u0, in (0, 1): per-layer Frobenius norm before fusion, √2·u0 "
+                                 "from fusion on (the chain theory needs u0 < 1)",
+                                 check=real(0.0, 1.0, lo_open=True, hi_open=True), group=_NET,
+                                 none_means="the library's: 0.1 for layer and balanced")
+
+
+@dataclass(frozen=True)
+class DeepNet(Width):
+    """A depth-L linear fusion network per fusion layer, trained by full-batch gradient descent.
+
+    ``--quick`` sets the width to 50.
     """
 
-    key: str
-    name: str
-    figure: int
-    values: tuple
-    quick: tuple
-    theory: tuple
-    label: str
-    symbol: str
+    QUICK = {"width": 50}
+
+    depth: int = option(4, "total depth L", check=integer(lo=1), group=_NET)
+    fuse_depths: tuple[int, ...] | None = option(None, "fusion layers L_f to run, comma separated, each in "
+                                                 "1..depth", check=integers(lo=1), group=_NET,
+                                                 none_means="L, ..., 1")
+    init_scheme: str = option("layer", "layer: random, the paper's deep scheme; balanced: rank-one, exactly "
+                              "balanced and aligned (the network is then its scalar chain)",
+                              choices=("layer", "balanced"), group=_NET)
+    lr: float = option(0.04, "learning rate (τ = 1/lr epochs)", check=real(0.0, lo_open=True), group=_NET)
+    epochs: int = option(100000, "maximum number of epochs", check=integer(lo=1), group=_NET)
+    tol: float = option(1e-4, "stop once the loss is below tol (0: never)", check=real(0.0), group=_NET)
+    record_every: int = option(1, "record every k epochs (1: the times have epoch resolution)",
+                               check=integer(lo=1), group=_NET)
+    convention: str = option("paper", "paper: the epoch nearest half of W_A^uni (A) and half of max W_B (B), "
+                             "theory.md §7.2; interp: first crossing of half of W_A^uni and of half of "
+                             "W_B(M_*), interpolated, theory.md §7.1", choices=("paper", "interp"), group=_NET)
+
+    def validate(self):
+        if self.fuse_depths is not None and len(set(self.fuse_depths)) < len(self.fuse_depths):
+            raise ValueError(f"fuse_depths == {self.fuse_depths!r}, must not repeat a fusion layer.")
+        bad = [f for f in self.fuse_depths or () if f > self.depth]
+        if bad:
+            raise ValueError(f"fuse_depths == {self.fuse_depths!r}: {bad} exceed depth ({self.depth}); each "
+                             "must lie in 1..depth.")
 
     @property
-    def theory_grid(self):
-        """ndarray of shape (num,)."""
-        return np.linspace(*self.theory)
+    def lf_list(self):
+        """The fusion layers run, in order (L, ..., 1 unless ``fuse_depths`` says otherwise)."""
+        return list(self.fuse_depths) if self.fuse_depths is not None else list(range(self.depth, 0, -1))
 
 
-AXES = {
-    "rho": Axis("rho", "rho_sweep", 10, tuple(np.linspace(-0.9, 0.9, 9)), (-0.6, 0.0, 0.6),
-                (-0.92, 0.92, 100), "correlation ρ of x_A and x_B", "ρ"),
-    "ratio": Axis("ratio", "ratio_sweep", 11, tuple(np.linspace(1.2, 2.8, 5)), (1.5, 2.5),
-                  (1.0, 3.0, 100), "σ_A/σ_B", "r"),
-    "scale": Axis("scale", "init_sweep", 12, tuple(np.linspace(0.03, 0.18, 5)), (0.1, 0.18),
-                  (0.01, 0.2, 100), "init u0 (per-layer Frobenius norm)", "u0"),
-}
+def scale_of(cfg, scheme=None):
+    """The init scale u0 a configuration trains at: ``cfg.scale``, or the library's default."""
+    scale = getattr(cfg, "scale", None)
+    return scale if scale is not None else default_scale(scheme or "layer")
 
-_QUICK = {"repeats": 1, "width": 50}        # --quick defaults of options the user did not set
-_DEFAULT = {"repeats": 5, "width": 100}
+
+def convention_text(convention):
+    """How t_A and t_B are read off a run, in words."""
+    if convention == "paper":
+        return ("t_A: epoch nearest ½ W_A^uni, t_B: epoch nearest ½ max W_B "
+                "(the original's convention, theory.md §7.2)")
+    return "t_A, t_B: first crossing of ½ W_A^uni and ½ W_B(M_*), interpolated (theory.md §7.1)"
 
 
 # ------------------------------------------------------------------ the scalar chain of a run
@@ -164,13 +205,25 @@ def chain_signs(sxx, syx):
     return np.where(sol < 0, -1.0, 1.0)
 
 
-def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
+def paper_offset():
+    """What the 'paper' convention adds to a time counted in updates (0 or −1).
+
+    :func:`linfusion.analysis.nearest_time` reads a trajectory as the original code does
+    (theory.md §7.2, §7.4): read off a three-record trajectory here, so that a chain's
+    crossing, counted in updates, is reported in the same convention as the runs' times.
+    """
+    return analysis.nearest_time(np.arange(3.0), np.arange(3.0), 1.0) - 1.0
+
+
+def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1, convention="interp"):
     """Crossing epochs of many aligned rank-one chains: :func:`theory.dynamics.chain_map_many`.
 
-    A thin adapter of the sweep's arrays to the theory's batched chain map (the one
+    A thin adapter of the experiments' arrays to the theory's batched chain map (the one
     implementation of the chain's update, shared with :func:`theory.dynamics.chain_map`):
     the depth is read off the shapes, the crossing compares W_X times the sign of its
-    eventual weight ('projection') with the run's own thresholds.
+    eventual weight ('projection') with the run's own thresholds. The crossings are
+    interpolated between updates; with ``convention='paper'`` they are shifted by
+    :func:`paper_offset`, as the runs' times are.
 
     Parameters
     ----------
@@ -183,10 +236,12 @@ def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
         Initial shared scalars.
     lr : float
     thr_a, thr_b : ndarray of shape (N,)
-        Thresholds of W_A and W_B.
+        Thresholds of W_A and W_B (NaN: never crossed, the chain does not hold up the others).
     max_epochs : int
     stop : {0, 1}
         Stop once every chain has crossed the threshold of A (0) or of B (1).
+    convention : {'interp', 'paper'}
+        The measurement convention of the runs the chains are compared with.
 
     Returns
     -------
@@ -201,7 +256,7 @@ def chain_times(sxx, syx, pre, post, lr, thr_a, thr_b, max_epochs, *, stop=1):
                          thresholds=np.stack(np.broadcast_arrays(np.asarray(thr_a, dtype=float),
                                                                  np.asarray(thr_b, dtype=float)), axis=-1),
                          crossing="projection", stop=stop)
-    return np.array(res.t_cross)
+    return np.array(res.t_cross) + (paper_offset() if convention == "paper" else 0.0)
 
 
 def toy_targets(rho, ratio, w_star=(1.0, 1.0)):
@@ -210,364 +265,82 @@ def toy_targets(rho, ratio, w_star=(1.0, 1.0)):
     Returns
     -------
     wa_uni, wb_star : float
-        w_A* + w_B* ρ/r (THEORY.md §6.1 with general W*) and w_B*.
+        w_A* + w_B* ρ/r (theory.md §6.1 with general W*) and w_B*.
     """
     return w_star[0] + w_star[1] * rho / ratio, w_star[1]
 
 
-# ------------------------------------------------------------------ command line
-def parse_list(text, name, kind=float):
-    """Comma-separated numbers of option ``name``; ValueError naming it if malformed."""
+# ------------------------------------------------------------------ measurement
+_TIMES = ("t_a_epochs", "t_b_epochs", "time_ratio", "thr_a", "thr_b")
+
+
+def measure_run(result, *, wa_uni, wb_star, convention):
+    """t_A, t_B (epochs), t_B/t_A and the thresholds of one run; NaN with a reason if unusable.
+
+    Never raises on a run's outcome: a run whose status is not 'completed'/'converged', or
+    whose recorded end-to-end weights are not finite, gets NaN for every number and its
+    reason in ``note`` (CONTRACT item 4).
+
+    Parameters
+    ----------
+    result : TrainResult
+    wa_uni, wb_star : float
+        Population W_A^uni and W_B at M_* (:func:`toy_targets`); thresholds are their halves
+        (B: half of its trajectory maximum under the 'paper' convention).
+    convention : {'paper', 'interp'}
+
+    Returns
+    -------
+    dict
+        ``t_a_epochs``, ``t_b_epochs``, ``time_ratio``, ``thr_a``, ``thr_b`` (float) and
+        ``note`` (str, empty when measured).
+    """
+    nan = dict.fromkeys(_TIMES, float("nan"))
+    if not usable(result):
+        why = result.message if result.message.startswith(result.status) else f"{result.status}: {result.message}"
+        return {**nan, "note": why}
+    if not all(np.all(np.isfinite(w)) for w in result.w_tot):
+        return {**nan, "note": "not measured: end-to-end weights are not finite"}
     try:
-        out = [kind(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--{name} {text!r}: must be comma-separated numbers") from None
-    if not out:
-        raise ValueError(f"--{name} {text!r}: must hold at least one value")
+        m = analysis.measure(result, wa_uni=wa_uni, wb_star=wb_star, convention=convention)
+    except (ValueError, FloatingPointError) as exc:
+        return {**nan, "note": f"not measured: {exc}"}
+    return dict(t_a_epochs=float(m["t_a"]), t_b_epochs=float(m["t_b"]), time_ratio=float(m["ratio"]),
+                thr_a=float(m["thr_a"]), thr_b=float(m["thr_b"]), note="")
+
+
+def status_counts(status):
+    """Runs per status, in a fixed order: {'converged': 3, 'diverged': 1, ...} (zeros left out)."""
+    status = np.asarray(status)
+    order = ("converged", "completed", "diverged", "stalled", "failed")
+    names = list(order) + sorted(set(status.tolist()) - set(order))
+    return {s: int(np.sum(status == s)) for s in names if np.any(status == s)}
+
+
+def unused_counts(status, kept):
+    """Why runs were left out: {'diverged': 2, 'above the keep loss': 4, ...} (zeros left out).
+
+    A run is left out when it is not usable (its status), or when it is usable but was not
+    kept (final loss above the keep loss, or a time not measured).
+    """
+    status, kept = np.asarray(status), np.asarray(kept, dtype=bool)
+    unusable = ~np.isin(status, USABLE)
+    out = status_counts(status[unusable])
+    dropped = int(np.sum(~kept & ~unusable))
+    if dropped:
+        out["above the keep loss or unmeasured"] = dropped
     return out
 
 
-def add_net_args(p, *, epochs, tol, schemes):
-    """Options of the deep network, its initialisation and gradient descent."""
-    g = p.add_argument_group("network and training (deep fusion)")
-    g.add_argument("--depth", type=int, default=4, help="total depth L")
-    g.add_argument("--fuse-depths", default=None,
-                   help="fusion layers L_f to run, comma separated (default: L, ..., 1)")
-    g.add_argument("--width", type=int, default=None, help="hidden width h (default 100; --quick 50)")
-    g.add_argument("--scale", type=float, default=0.1,
-                   help="init u0: per-layer Frobenius norm before fusion, sqrt(2)*u0 from fusion on")
-    g.add_argument("--init-scheme", default="layer", choices=schemes,
-                   help="layer: random, the paper's deep scheme; balanced: rank-one, exactly balanced, "
-                        "aligned (meets the scalar-chain theory)"
-                        + ("; both: draw both" if "both" in schemes else ""))
-    g.add_argument("--lr", type=float, default=0.04, help="learning rate (tau = 1/lr epochs)")
-    g.add_argument("--epochs", type=int, default=epochs, help="maximum number of epochs")
-    g.add_argument("--tol", type=float, default=tol, help="stop once the loss is below tol (0: never)")
-    g.add_argument("--record-every", type=int, default=1,
-                   help="record every k epochs (1: the times have epoch resolution)")
-    g.add_argument("--convention", default="paper", choices=("paper", "interp"),
-                   help="paper: nearest epoch to half of W_A^uni (A) and to half of max W_B (B); "
-                        "interp: first crossing of half of W_A^uni and of half of W_B(M_*), interpolated")
-    return g
+def count_text(status, kept):
+    """'12 run(s), 6 used; not used: 2 diverged, 4 above the keep loss or unmeasured'."""
+    parts = [f"{n} {why}" for why, n in unused_counts(status, kept).items()]
+    text = f"{np.size(status)} run(s), {int(np.sum(kept))} used"
+    return text + (f"; not used: {', '.join(parts)}" if parts else "")
 
 
-def check_net_args(args):
-    """Turn impossible network settings into a ValueError naming the option."""
-    if args.depth < 1:
-        raise ValueError(f"--depth {args.depth}: must be >= 1")
-    if args.width is not None and args.width < 1:
-        raise ValueError(f"--width {args.width}: must be >= 1")
-    if not 0.0 < args.scale < 1.0:
-        raise ValueError(f"--scale {args.scale!r}: must lie in (0, 1) (the chain theory needs u0 < 1)")
-    if args.tol < 0:
-        raise ValueError(f"--tol {args.tol!r}: must be >= 0")
-    if args.record_every < 1:
-        raise ValueError(f"--record-every {args.record_every}: must be >= 1")
-    if args.n < 1:
-        raise ValueError(f"--n {args.n}: must be >= 1")
-    if args.noise < 0:
-        raise ValueError(f"--noise {args.noise!r}: must be >= 0")
-    if args.ratio < 1.0:
-        raise ValueError(f"--ratio {args.ratio!r}: must be >= 1 (A, the larger-variance modality, "
-                         "is learned first)")
-    if args.fuse_depths is None:
-        args.fuse_depths = list(range(args.depth, 0, -1))
-    elif isinstance(args.fuse_depths, str):
-        args.fuse_depths = parse_list(args.fuse_depths, "fuse-depths", int)
-    bad = [f for f in args.fuse_depths if not 1 <= f <= args.depth]
-    if bad:
-        raise ValueError(f"--fuse-depths {bad}: each must lie in 1..depth ({args.depth})")
-
-
-def sweep_parser(axis):
-    """The command line of one deep-fusion sweep."""
-    p = C.base_parser(axis.name, f"Figure {axis.figure}: deep fusion time ratio t_B/t_A against "
-                      f"{axis.symbol}, for every fusion layer (THEORY.md §6.6-6.7, §9.4).", workers=True)
-    C.add_toy_args(p)
-    add_net_args(p, epochs=100000, tol=1e-4, schemes=("layer", "balanced", "both"))
-    g = p.add_argument_group("sweep")
-    g.add_argument("--values", default=None,
-                   help=f"swept {axis.key} values, comma separated (default: the paper's "
-                        f"{', '.join(f'{v:g}' for v in axis.values)}; --quick: "
-                        f"{', '.join(f'{v:g}' for v in axis.quick)}); overrides --{axis.key}; "
-                        "write --values=-0.5,0.5 when the first value is negative")
-    g.add_argument("--repeats", type=int, default=None, help="runs per point (default 5; --quick 1)")
-    g.add_argument("--drop-loss", type=float, default=1e-3,
-                   help="drop runs whose final loss exceeds noise^2/2 by this much (the paper: 1e-3)")
-    return p
-
-
-def _check_sweep(args, axis):
-    check_net_args(args)
-    for name, value in _QUICK.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value if args.quick else _DEFAULT[name])
-    if args.quick and args.workers is None and args.scheduler is None:
-        args.workers = 1        # a few runs: starting worker processes would cost more than they save
-    if args.repeats < 1:
-        raise ValueError(f"--repeats {args.repeats}: must be >= 1")
-    if args.drop_loss <= 0:
-        raise ValueError(f"--drop-loss {args.drop_loss!r}: must be > 0")
-    if args.values is None:
-        args.values = list(axis.quick if args.quick else axis.values)
-    else:
-        args.values = parse_list(args.values, "values")
-    rules = {"rho": (lambda v: -1.0 < v < 1.0, "lie in (-1, 1)"),
-             "ratio": (lambda v: v >= 1.0, "be >= 1 (A is learned first)"),
-             "scale": (lambda v: 0.0 < v < 1.0, "lie in (0, 1)")}
-    ok, rule = rules[axis.key]
-    bad = [v for v in args.values if not ok(v)]
-    if bad:
-        raise ValueError(f"--values {bad}: each {axis.key} must {rule}")
-    args.schemes = ["layer", "balanced"] if args.init_scheme == "both" else [args.init_scheme]
-
-
-# ------------------------------------------------------------------ simulation
-def _point(args, axis, scheme, fuse_depth, x, repeat):
-    cfg = dict(arch="deep", depth=args.depth, fuse_depth=fuse_depth, width=args.width, data="toy",
-               rho=args.rho, ratio=args.ratio, n=args.n, noise=args.noise, lr=args.lr, epochs=args.epochs,
-               tol=args.tol, init=scheme, scale=args.scale, record_every=args.record_every, repeat=repeat)
-    cfg[axis.key] = float(x)
-    return cfg
-
-
-def measure_point(result, config, *, convention):
-    """Times of one run (``convention`` of :func:`linfusion.analysis.measure`) and its chain scalars.
-
-    Runs in the sweep's workers. The thresholds are the population values of the toy data:
-    half of W_A^uni = w_A* + w_B* ρ/r for A; for B half of its trajectory maximum ('paper')
-    or half of w_B* ('interp').
-    """
-    wa_uni, wb_star = toy_targets(config["rho"], config["ratio"], config["w_star"])
-    m = analysis.measure(result, wa_uni=wa_uni, wb_star=wb_star, convention=convention)
-    pre, post = chain_scales(result.net, result.w0)
-    row = {"t_a": m["t_a"], "t_b": m["t_b"], "time_ratio": m["ratio"], "thr_a": m["thr_a"], "thr_b": m["thr_b"]}
-    for k, name in enumerate("ab"):
-        row.update({f"seed_{name}_{layer}": float(v) for layer, v in enumerate(pre[k], start=1)})
-    row.update({f"seed_v_{layer}": float(v) for layer, v in enumerate(post, start=config["fuse_depth"] + 1)})
-    return row
-
-
-def _moments_of(config, seed, index):
-    """The empirical moments of a sweep point's data, rebuilt from the sweep's seed contract.
-
-    :func:`linfusion.sweep.run_sweep` (``seed_by='index'``) draws point ``index``'s data from
-    ``SeedSequence(seed, spawn_key=(index, 0))`` with the default build.
-    """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 0)))
-    _, ds = sweep_build(config, rng)
-    mo = ds.moments()
-    return mo.sxx, mo.syx[0]
-
-
-def run(args, axis):
-    """Simulate every (init scheme, L_f, swept value, repeat) through the sweep engine.
-
-    Each scheme is one :func:`linfusion.sweep.run_sweep` call with the same seed, so its
-    cache is reused whichever schemes are selected.
-
-    Returns
-    -------
-    dict
-        Per run (arrays of shape (N,)): ``scheme``, ``fuse_depth``, ``x``, ``repeat``,
-        ``t_a``, ``t_b``, ``time_ratio``, ``thr_a``, ``thr_b``, ``final_epoch``,
-        ``final_loss``, ``status``, ``kept``; the chain scalars ``seed_pre`` (N, 2, L)
-        and ``seed_post`` (N, L) (NaN-padded); the data moments ``sxx`` (N, 2, 2) and
-        ``syx`` (N, 2); plus ``table`` (list of row dicts) and ``wall`` (seconds per
-        scheme).
-    """
-    cache = Path(args.cache) if args.cache else Path(args.out) / "cache"
-    measure = functools.partial(measure_point, convention=args.convention)
-    rows, moments, wall = [], [], {}
-    for scheme in args.schemes:
-        configs = [_point(args, axis, scheme, lf, x, rep) for lf in args.fuse_depths
-                   for x in args.values for rep in range(args.repeats)]
-        with C.Timer() as timer:
-            res = run_sweep(configs, seed=args.seed, measure=measure, workers=args.workers,
-                            cache_dir=cache, force=args.force, scheduler=args.scheduler)
-        wall[scheme] = timer.seconds
-        rows += res.table
-        moments += [_moments_of(cfg, res.seed, i) for i, cfg in enumerate(configs)]
-    n, big_l = len(rows), args.depth
-    col = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
-           for k in ("t_a", "t_b", "time_ratio", "thr_a", "thr_b", "final_epoch", "final_loss")}
-    status = np.array([r["status"] for r in rows])
-    kept = (np.isin(status, ("completed", "converged")) & np.isfinite(col["time_ratio"])
-            & (col["final_loss"] - 0.5 * args.noise ** 2 < args.drop_loss))
-    seed_pre = np.full((n, 2, big_l), np.nan)
-    seed_post = np.full((n, big_l), np.nan)
-    for i, r in enumerate(rows):
-        lf = r["fuse_depth"]
-        for k, name in enumerate("ab"):
-            seed_pre[i, k, :lf] = [r[f"seed_{name}_{layer}"] for layer in range(1, lf + 1)]
-        seed_post[i, :big_l - lf] = [r[f"seed_v_{layer}"] for layer in range(lf + 1, big_l + 1)]
-    for r, ok in zip(rows, kept):
-        r["kept"] = bool(ok)
-    return dict(scheme=np.array([r["init"] for r in rows]), fuse_depth=np.array([r["fuse_depth"] for r in rows]),
-                x=np.array([r[axis.key] for r in rows], dtype=float), repeat=np.array([r["repeat"] for r in rows]),
-                status=status, kept=kept, seed_pre=seed_pre, seed_post=seed_post,
-                sxx=np.array([m[0] for m in moments]), syx=np.array([m[1] for m in moments]),
-                table=rows, wall=wall, **col)
-
-
-# ------------------------------------------------------------------ theory
-def _fixed(args, axis, x):
-    """(ratio, rho, u0) of the theory at swept value(s) x."""
-    vals = {"ratio": args.ratio, "rho": args.rho, "scale": args.scale}
-    vals[axis.key] = x
-    return vals["ratio"], vals["rho"], vals["scale"]
-
-
-def predict(args, axis, sim=None):
-    """Closed-form curves, and (with ``sim``) the chain map from each run's initial scalars.
-
-    Returns
-    -------
-    dict
-        ``grid`` (n_grid,), ``curve`` (n_fuse, n_grid): :func:`theory.deep.deep_time_ratio`
-        at u0 = init; ``closed`` (N,): the same at each run's swept value; with ``sim`` also
-        ``chain_t_a``, ``chain_t_b``, ``chain_ratio`` (N,) from :func:`chain_times`
-        (:func:`theory.dynamics.chain_map_many`).
-    """
-    from theory.deep import deep_time_ratio
-
-    grid = axis.theory_grid
-    r, rho, u0 = _fixed(args, axis, grid)
-    curve = np.array([deep_time_ratio(args.depth, lf, r, rho, u0) for lf in args.fuse_depths])
-    out = dict(grid=grid, curve=curve, fuse_depths=np.array(args.fuse_depths))
-    if sim is None:
-        return out
-    n = len(sim["x"])
-    closed = np.empty(n)
-    times = np.full((n, 2), np.nan)
-    for lf in np.unique(sim["fuse_depth"]):
-        sel = np.flatnonzero(sim["fuse_depth"] == lf)
-        r, rho, u0 = _fixed(args, axis, sim["x"][sel])
-        closed[sel] = deep_time_ratio(args.depth, int(lf), r, rho, u0)
-        pre = sim["seed_pre"][sel, :, :lf].copy()
-        pre[:, :, 0] *= chain_signs(sim["sxx"][sel], sim["syx"][sel])
-        times[sel] = chain_times(sim["sxx"][sel], sim["syx"][sel], pre, sim["seed_post"][sel, :args.depth - lf],
-                                 args.lr, sim["thr_a"][sel], sim["thr_b"][sel], args.epochs)
-    out.update(closed=closed, chain_t_a=times[:, 0], chain_t_b=times[:, 1], chain_ratio=times[:, 1] / times[:, 0])
-    return out
-
-
-# ------------------------------------------------------------------ figure
+# ------------------------------------------------------------------ figure helpers
 def fusion_label(lf, depth):
+    """Legend text of fusion layer L_f in mathtext: '$L_f = 4$ (late)'."""
     kind = " (early)" if lf == 1 else " (late)" if lf == depth else ""
-    return f"L_f = {lf}{kind}"
-
-
-def _means(sim, values, sel_base, key):
-    out = []
-    for x in values:
-        sel = sel_base & np.isclose(sim["x"], x)
-        out.append(np.mean(key[sel]) if sel.any() else np.nan)
-    return np.array(out)
-
-
-def _plain_log_ticks(ax):
-    """Label a log axis with plain numbers (1, 1.5, 2, 3, 4, 5, 7, 10, ...) instead of powers of ten."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    lo, hi = ax.get_ylim()
-    ticks = [v * 10.0 ** e for e in range(-1, 4) for v in (1, 1.5, 2, 3, 4, 5, 7)]
-    ax.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def plot(sim, pred, args, axis):
-    """One panel per initialisation scheme: t_B/t_A against the swept value, log y-axis."""
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    schemes = list(dict.fromkeys(sim["scheme"].tolist()))
-    fig, axes = C.figure(1, len(schemes), width=5.4, height=4.2, sharey=True)
-    values = np.array(sorted(set(sim["x"].tolist())))
-    for ax, scheme in zip(axes[0], schemes):
-        for j, lf in enumerate(args.fuse_depths):
-            color = C.FUSION_COLORS.get(lf, f"C{j}")
-            base = (sim["scheme"] == scheme) & (sim["fuse_depth"] == lf)
-            ok = base & sim["kept"]
-            ax.plot(sim["x"][ok], sim["time_ratio"][ok], SCHEME_MARKERS[scheme], color=color, alpha=0.3,
-                    ms=3.5, mec="none")
-            ax.plot(values, _means(sim, values, ok, sim["time_ratio"]), "-" + SCHEME_MARKERS[scheme],
-                    color=color, ms=6, lw=1.3)
-            ax.plot(pred["grid"], pred["curve"][j], **C.THEORY_STYLE)
-            ax.plot(values, _means(sim, values, ok, pred["chain_ratio"]), "x", color="black", ms=7, mew=1.5)
-        n_drop = int(np.sum((sim["scheme"] == scheme) & ~sim["kept"]))
-        title = f"{_SCHEME_TEXT[scheme]}"
-        if n_drop:
-            title += f"\n{n_drop} run(s) dropped (not converged / diverged)"
-        ax.set_title(title, fontsize=9)
-        ax.set_yscale("log")
-        ax.set_xlabel(axis.label)
-        ax.grid(True, which="both", alpha=0.25)
-    for ax in axes[0]:
-        _plain_log_ticks(ax)
-        ax.xaxis.set_major_locator(MaxNLocator(6))
-    axes[0, 0].set_ylabel("time ratio t_B / t_A")
-    handles = [Line2D([], [], color=C.FUSION_COLORS.get(lf, f"C{j}"), lw=1.3, label=fusion_label(lf, args.depth))
-               for j, lf in enumerate(args.fuse_depths)]
-    handles += [Line2D([], [], color="grey", marker=SCHEME_MARKERS[s], lw=1.3,
-                       label=f"simulation, {s} init:\nmean (line), runs (dots)") for s in schemes]
-    handles += [Line2D([], [], label="theory: closed form §6.6\nat u0 = init", **C.THEORY_STYLE),
-                Line2D([], [], color="black", marker="x", ls="none", mew=1.5,
-                       label="theory: exact chain map from\neach run's initial top singular\nvalues per layer (mean)")]
-    fig.legend(handles=handles, fontsize=8, loc="outside right upper")
-    fixed = {"rho": f"ρ = {args.rho:g}", "ratio": f"r = {args.ratio:g}", "scale": f"u0 = {args.scale:g}"}
-    fixed.pop(axis.key)
-    conv = ("t_A: epoch nearest ½ W_A^uni, t_B: epoch nearest ½ max W_B (paper, §7)" if args.convention == "paper"
-            else "t_A, t_B: first crossing of ½ W_A^uni, ½ W_B(M_*), interpolated (§7)")
-    fig.suptitle(f"Figure {axis.figure}: deep fusion, L = {args.depth}, h = {args.width}, "
-                 f"{', '.join(fixed.values())}, lr {args.lr:g}, {args.repeats} repeat(s)\n{conv}", fontsize=9.5)
-    return fig
-
-
-# ------------------------------------------------------------------ entry point
-def _summary(sim, pred, args, axis):
-    lines = []
-    for scheme in dict.fromkeys(sim["scheme"].tolist()):
-        lines.append(f"[{scheme}] wall time {sim['wall'][scheme]:.1f} s; mean t_B/t_A: "
-                     "simulation / chain map from the runs' seeds / closed form")
-        head = f"  {axis.symbol:>6} " + " ".join(f"{'L_f=' + str(lf):>22}" for lf in args.fuse_depths)
-        lines.append(head)
-        for x in sorted(set(sim["x"].tolist())):
-            cells = []
-            for lf in args.fuse_depths:
-                sel = (sim["scheme"] == scheme) & (sim["fuse_depth"] == lf) & np.isclose(sim["x"], x)
-                ok = sel & sim["kept"]
-                if ok.any():
-                    cells.append(f"{np.mean(sim['time_ratio'][ok]):6.3f}/{np.mean(pred['chain_ratio'][ok]):6.3f}"
-                                 f"/{np.mean(pred['closed'][sel]):6.3f}")
-                else:
-                    cells.append(f"{'no run kept':>20}")
-            lines.append(f"  {x:6.3f} " + " ".join(f"{c:>22}" for c in cells))
-        epochs = sim["final_epoch"][sim["scheme"] == scheme]
-        lines.append(f"  epochs per run: median {np.median(epochs):.0f}, max {np.max(epochs):.0f}, "
-                     f"total {np.sum(epochs):.0f}; dropped {int(np.sum((sim['scheme'] == scheme) & ~sim['kept']))}")
-    return "\n".join(lines)
-
-
-def main(axis, argv=None):
-    """Parse, simulate, predict, plot, save and summarise one deep-fusion sweep."""
-    p = sweep_parser(axis)
-    args = C.finish_args(p, argv, check=lambda a: _check_sweep(a, axis))
-    with C.Timer() as total:
-        sim = run(args, axis)
-        pred = predict(args, axis, sim)
-        fig = plot(sim, pred, args, axis)
-    table = [dict(r, closed_ratio=float(c), chain_t_a=float(ta), chain_t_b=float(tb), chain_ratio=float(cr))
-             for r, c, ta, tb, cr in zip(sim["table"], pred["closed"], pred["chain_t_a"], pred["chain_t_b"],
-                                         pred["chain_ratio"])]
-    arrays = {k: v for k, v in sim.items() if k not in ("table", "wall")}
-    arrays.update({f"pred_{k}": v for k, v in pred.items()})
-    config = dict(vars(args), axis=axis.key, figure=axis.figure, wall_seconds=sim["wall"])
-    C.save(args.out, axis.name, fig=fig, formats=args.formats, arrays=arrays, config=config, table=table)
-    C.show_or_close(fig, args)
-    print(f"Figure {axis.figure} ({axis.name}): t_B/t_A against {axis.symbol}, L = {args.depth}, "
-          f"convention '{args.convention}'")
-    print(_summary(sim, pred, args, axis))
-    print(f"wrote {args.out}/{axis.name}.* in {total.seconds:.1f} s")
-    return 0
+    return f"$L_f = {lf}${kind}"

@@ -1,45 +1,55 @@
 """Figure 12: deep fusion time ratio t_B/t_A against the init scale u0, for every fusion layer.
 
-THEORY.md §6.6-6.7, §9.4, §10 item 12. Depth L = 4, width 100, linear; toy data r = 2,
-ρ = 0, n = 8192; init u0 ∈ linspace(0.03, 0.18, 5) (per-layer Frobenius norm; --scale is
-ignored); lr 0.04; L_f = 4, 3, 2, 1; 5 repeats per point, up to 100 000 epochs with early
-stopping at loss < 1e-4 (runs whose final loss stays >= 1e-3 are dropped, as in the
-paper). Simulation (colour) against the closed-form scalar-chain ratio
-(:func:`theory.deep.deep_time_ratio` at u0 = init, black dashes) and the exact chain map
-started from each run's own initial layer scales (black crosses; see :mod:`sims._deep`).
-``--init-scheme balanced`` (or ``both``) uses the rank-one balanced initialisation, under
-which simulation meets the chain.
+Swept: the init scale u0 ∈ linspace(0.03, 0.18, 5) (per-layer Frobenius norm) at r = 2, ρ =
+0 (theory.md §6.6-6.7, §10). The other settings (the paper's: depth 4, width 100, init 0.1
+'layer', lr 0.04, L_f = 4..1, 5 repeats, up to 100 000 epochs), the theory drawn and the
+handling of diverged runs are those of every deep sweep: see :mod:`sims._deep_sweep`.
+
+Exit status: 0 with a figure; 1 when no run is usable, for example when every run diverges
+at ``--lr 5`` (no figure; the table, arrays and record are written and the summary counts the
+runs by outcome); 2 for a usage error.
 
 Expected: L_f = L flat at 1 + (r² − 1) = 4; intermediate L_f rising with u0 (and, with the
-random 'layer' init, below the closed form, §9.4); L_f = 1 at ≈ 1.
+random 'layer' init, below the closed form, theory.md §9.4); L_f = 1 at ≈ 1.
 
 Original command: ``python main.py --mode deep_fusion --plot_weight --epoch 100000
 --sweep init_sweep --repeat 5``; here ``python -m sims.init_sweep``.
+From Python: ``init_sweep.run(init_sweep.Config.quick())``.
 """
-from . import _deep
+from __future__ import annotations
 
-AXIS = _deep.AXES["scale"]
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _deep, _deep_sweep
+from ._cli import main as _main
+from ._config import option, reals
+
+NAME = "init_sweep"
+KIND = "sweep"
+AXIS = _deep_sweep.Axis("scale", NAME, 12, (0.01, 0.2, 100), r"init scale $u_0$ (per-layer Frobenius norm)",
+                        r"$u_0$", "u0")
 
 
-def run(args):
-    """Simulate the sweep (arrays only); see :func:`sims._deep.run`."""
-    return _deep.run(args, AXIS)
+@dataclass(frozen=True)
+class Config(_deep_sweep.Sweep, _deep.Rho, _deep.Ratio):
+    """Figure 12: the deep-fusion sweep over the init scale u0 (theory.md §6.6-6.7)."""
+
+    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(0.03, 0.18, 5), 12)),
+                                       "init scales u0 to sweep, comma separated, each in (0, 1)",
+                                       check=reals(0.0, 1.0, lo_open=True, hi_open=True), quick=(0.1, 0.18),
+                                       group="sweep")
 
 
-def predict(args, sim=None):
-    """Closed-form curves, and with ``sim`` the chain map from each run's seed; see :func:`sims._deep.predict`."""
-    return _deep.predict(args, AXIS, sim)
-
-
-def plot(sim, pred, args):
-    """The figure; see :func:`sims._deep.plot`."""
-    return _deep.plot(sim, pred, args, AXIS)
+run, predict, plot, summary, outputs = _deep_sweep.protocol(AXIS)
 
 
 def main(argv=None):
-    """Run, predict, plot, save and print the summary; returns 0."""
-    return _deep.main(AXIS, argv)
+    """Run the experiment from the command line; returns the exit status."""
+    return _main(NAME, argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
