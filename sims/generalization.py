@@ -45,6 +45,7 @@ from linfusion.architecture import default_scale
 from linfusion.data import multi
 
 from . import _style as S
+from ._two_layer import layer_weights
 from ._cli import main as _main
 from ._config import choice, integer, integers, option, real
 from ._options import Init, Seeded, Width
@@ -118,14 +119,6 @@ def training_moments(ds):
     return mo.sxx, mo.syx, mo.syy, int(np.linalg.matrix_rank(mo.sxx, hermitian=True))
 
 
-def layer_weights(net, w, arch):
-    """(W¹, W²) in the form :func:`theory.dynamics.gram_map` takes for ``arch``."""
-    if arch == "early":
-        return np.hstack(net.blocks(w, layer=1)), net.blocks(w, layer=2)[0]
-    return ([net.blocks(w, modality=k, layer=1)[0] for k in range(2)],
-            [net.blocks(w, modality=k, layer=2)[0] for k in range(2)])
-
-
 def local_minima(eg):
     """Indices of the local minima of an E_g curve at least PROMINENCE of its range deep."""
     from scipy.signal import find_peaks
@@ -195,7 +188,7 @@ def predict(cfg, result=None):
         pred[f"n{n}_loss_ma"] = m_a.loss
         pred[f"n{n}_w_ma"] = m_a.w_tot[0]
         for arch, (net, w0) in runs.items():
-            w1, w2 = layer_weights(net, w0, arch)
+            w1, w2 = layer_weights(net, w0)
             common = dict(fusion=arch, sigma_pop=ds.sigma, w_star=ds.w_star)
             try:
                 tr = theory.gram_map(sxx, syx, syy, dims, grid, cfg.lr, w1, w2, **common)
