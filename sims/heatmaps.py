@@ -56,11 +56,11 @@ class Config(_Base):
 
     rho_min: float = option(-0.92, "smallest correlation ρ, in (-1, 1)", check=_OPEN, group=_GRID)
     rho_max: float = option(0.92, "largest correlation ρ, in (-1, 1)", check=_OPEN, group=_GRID)
-    n_rho: int = option(100, "grid points in ρ", check=integer(lo=2), group=_GRID)
+    n_rho: int = option(100, "grid points in ρ", check=integer(lo=2, hi=4000), group=_GRID)
     ratio_min: float = option(1.0, "smallest r = σ_A/σ_B (>= 1: A is learned first)", check=real(1.0),
                               group=_GRID)
     ratio_max: float = option(3.0, "largest r = σ_A/σ_B", check=real(1.0, lo_open=True), group=_GRID)
-    n_ratio: int = option(100, "grid points in r", check=integer(lo=2), group=_GRID)
+    n_ratio: int = option(100, "grid points in r", check=integer(lo=2, hi=4000), group=_GRID)
     form: str = option("signed", "time-ratio form: signed (what simulations follow) or norm (theory.md §6.3)",
                        choices=("signed", "norm"), check=choice("signed", "norm"), group=_GRID)
 

@@ -45,7 +45,7 @@ class Config(_two_layer.ToyRun):
     Modality A (variance r²) must be the first-learned one, |Σyx_A| >= |Σyx_B|.
     """
 
-    grid: int = option(13, "arrows per axis of the vector field", check=integer(lo=2), group="figure")
+    grid: int = option(13, "arrows per axis of the vector field", check=integer(lo=2, hi=200), group="figure")
 
     def validate(self):
         _two_layer.check_a_first(self)
