@@ -126,6 +126,17 @@ def test_xor_quick(tmp_path):
     assert len(table) == 8 and {"loss_rel", "learned_all", "n_directions", "status"} <= set(table[0])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")      # divergence, overflow: expected here
+def test_xor_diverged_runs_keep_their_rows(tmp_path, capsys):
+    argv = ["--quick", "--lr", "50", "--epochs", "50", "--workers", "1", "--out", str(tmp_path)]
+    assert xor.main(argv) == 1                                    # nothing usable to draw
+    out, err = capsys.readouterr()
+    assert "8 run(s) not usable" in out and "Traceback" not in err
+    table = rows(_io.load(tmp_path / "xor.csv"))
+    assert len(table) == 8 and {r["status"] for r in table} == {"diverged"}
+    assert all(np.isnan(r["loss_rel"]) and np.isnan(r["n_directions"]) for r in table)
+
+
 def test_count_directions():
     units = np.array([[1.0, 1.0], [2.0, 2.1], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0], [1e-3, 0.0]])
     assert xor.count_directions(units) == 4              # the tiny unit is below 10 % of the max
