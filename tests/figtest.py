@@ -1,11 +1,10 @@
-"""Helpers of the experiment tests: run a module's figure in every house style and check it.
+"""Helpers of the experiment tests: quick runs, their figures in every house style, usage errors.
 
-:func:`styled_figures` draws an experiment's figure from one (config, result, prediction)
-in the screen, paper and talk styles; :func:`figure_problems` lists what
-:mod:`figcheck` finds wrong with each (text overlaps, text outside the figure, legends over
-data, Type 3 fonts in its PDF). :func:`rows` turns a loaded CSV table (a pandas DataFrame
-or a dict of column arrays) into a list of row dicts, and :func:`cli_error` runs a module's
-command line that must fail with a usage error and returns its message.
+- :func:`quick_run`: (config, result, prediction) of a module at its quick setting;
+- :func:`figure_problems`: what :mod:`figcheck` finds wrong with the module's figure in one
+  style (text overlaps, text outside the figure, legends over data, Type 3 fonts in its PDF);
+- :func:`rows`: a loaded CSV table (a pandas DataFrame or a dict of column arrays) as row dicts;
+- :func:`cli_error`: run a command line that must fail with a usage error, return its message.
 """
 from __future__ import annotations
 
@@ -19,6 +18,15 @@ import figcheck  # noqa: E402
 from sims import _io, _style  # noqa: E402
 
 STYLES = _style.STYLES
+
+
+def quick_run(module, **given):
+    """(config, result, prediction) of ``module`` at its quick setting (``given`` on top), in this process."""
+    from sims._cli import Execution
+
+    cfg = module.Config.quick(**given)
+    result = module.run(cfg, Execution(workers=1, progress=False))
+    return cfg, result, module.predict(cfg, result)
 
 
 def figure_problems(module, cfg, result, prediction, style):

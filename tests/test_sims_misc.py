@@ -9,7 +9,7 @@ tests draw each figure once per house style from one quick run.
 import numpy as np
 import pytest
 
-from figtest import STYLES, cli_error, figure_problems, rows
+from figtest import STYLES, cli_error, figure_problems, quick_run, rows
 from sims import _io, generalization, heatmaps, xor
 from sims._cli import Execution
 
@@ -198,12 +198,7 @@ def test_abbreviations_are_rejected(module, tmp_path, capsys):
 # ---------------------------------------------------------------------- figures
 @pytest.fixture(scope="module")
 def quick_runs():
-    out = {}
-    for module in MODULES:
-        cfg = module.Config.quick()
-        result = module.run(cfg, Execution(workers=1, progress=False))
-        out[module.NAME] = (cfg, result, module.predict(cfg, result))
-    return out
+    return {module.NAME: quick_run(module) for module in MODULES}
 
 
 @pytest.mark.parametrize("style", STYLES)

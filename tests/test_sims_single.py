@@ -5,7 +5,7 @@ and its figure in every panel combination and house style.
 import numpy as np
 import pytest
 
-from figtest import STYLES, cli_error, figure_problems
+from figtest import STYLES, cli_error, figure_problems, quick_run
 from linfusion.architecture import default_scale
 from sims import _io, single
 
@@ -128,12 +128,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def case_runs():
-    out = {}
-    for name, given in CASES.items():
-        cfg = single.Config.quick(**given)
-        result = single.run(cfg)
-        out[name] = (cfg, result, single.predict(cfg, result))
-    return out
+    return {name: quick_run(single, **given) for name, given in CASES.items()}
 
 
 @pytest.mark.parametrize("style", STYLES)

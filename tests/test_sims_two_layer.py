@@ -8,7 +8,7 @@ tests draw each figure once per house style from one quick run.
 import numpy as np
 import pytest
 
-from figtest import STYLES, cli_error, figure_problems
+from figtest import STYLES, cli_error, figure_problems, quick_run
 from sims import _io, early_fusion, late_fusion, phase_portrait, superficial
 
 MODULES = (late_fusion, early_fusion, phase_portrait, superficial)
@@ -184,12 +184,7 @@ def test_workers_sets_the_kernel_threads(tmp_path):
 # ---------------------------------------------------------------------- figures
 @pytest.fixture(scope="module")
 def quick_runs():
-    out = {}
-    for module in MODULES:
-        cfg = module.Config.quick()
-        result = module.run(cfg)
-        out[module.NAME] = (cfg, result, module.predict(cfg, result))
-    return out
+    return {module.NAME: quick_run(module) for module in MODULES}
 
 
 @pytest.mark.parametrize("style", STYLES)
