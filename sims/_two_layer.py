@@ -38,8 +38,9 @@ from . import _style as S
 from ._config import integers, option
 from ._options import Descent, Init, Seeded, ToyData, Width
 
-__all__ = ["FUSE_DEPTH", "Config", "setup", "simulate", "predict", "summary", "outputs", "plot_loss",
-           "plot_weights", "plot_units", "trajectory_figure", "map_error", "CONVENTION"]
+__all__ = ["FUSE_DEPTH", "ToyRun", "check_a_first", "Config", "layer_weights", "setup", "simulate", "predict",
+           "summary", "outputs", "plot_loss", "plot_weights", "plot_units", "trajectory_figure", "map_error",
+           "CONVENTION"]
 
 #: fusion layer of each two-layer variant
 FUSE_DEPTH = {"late": 2, "early": 1}
@@ -52,23 +53,37 @@ _DIMS = (1, 1)
 
 
 @dataclass(frozen=True)
-class Config(Seeded, ToyData, Descent, Init, Width):
+class ToyRun(Seeded, ToyData, Descent, Init, Width):
+    """The options of every two-layer linear experiment on the toy data (theory.md §3a).
+
+    :class:`Config` (figure 2) and the configurations of :mod:`sims.phase_portrait` and
+    :mod:`sims.superficial` derive from it.
+    """
+
+    QUICK = {"n": 2048, "width": 20}
+
+
+def check_a_first(cfg):
+    """Modality A (variance r²) must be the first-learned one, |Σyx_A| >= |Σyx_B| (theory.md §6.3)."""
+    try:
+        time_ratio_toy(cfg.rho, cfg.ratio)
+    except ValueError as exc:
+        raise ValueError(f"ratio == {cfg.ratio!r} with rho == {cfg.rho!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Config(ToyRun):
     """One two-layer linear fusion network on the toy data (theory.md §3a, §6.1-6.3).
 
     Modality A (x_A, variance r²) must be the first-learned one, |Σyx_A| >= |Σyx_B|.
     """
-
-    QUICK = {"n": 2048, "width": 20}
 
     snapshots: tuple[int, ...] | None = option(
         None, "epochs at which to draw the hidden units, comma separated", check=integers(lo=0),
         group="figure", none_means="halfway to t_A, mid-plateau (late) or t_A (early), and the end")
 
     def validate(self):
-        try:
-            time_ratio_toy(self.rho, self.ratio)
-        except ValueError as exc:
-            raise ValueError(f"ratio == {self.ratio!r} with rho == {self.rho!r}: {exc}") from None
+        check_a_first(self)
         if self.snapshots is not None and max(self.snapshots) > self.epochs:
             raise ValueError(f"snapshots == {self.snapshots!r}, must lie in [0, epochs ({self.epochs})].")
 
@@ -113,12 +128,21 @@ def setup(cfg, fusion, w_star=(1.0, 1.0)):
     return Setup(fusion, net, data, mo.sxx, mo.syx, mo.syy, w0, fixed)
 
 
+def layer_weights(net, w):
+    """(W¹, W²) of a two-layer network in the form :func:`theory.dynamics.gram_map` takes.
+
+    Late fusion (L_f = 2): one first- and one second-layer block per modality (lists);
+    early fusion (L_f = 1): the first layer's blocks side by side and the second layer.
+    """
+    if net.fuse_depth == 1:
+        return np.hstack(net.blocks(w, layer=1)), net.blocks(w, layer=2)[0]
+    return ([net.blocks(w, modality=k, layer=1)[0] for k in range(net.n_modalities)],
+            [net.blocks(w, modality=k, layer=2)[0] for k in range(net.n_modalities)])
+
+
 def _theory_weights(s, w):
     """First- and second-layer weights in the form theory.dynamics expects."""
-    u = s.net.unpack(w)
-    if s.fusion == "late":
-        return [u["W1_0"], u["W1_1"]], [u["W2_0"], u["W2_1"]]
-    return np.hstack([u["W1_0"], u["W1_1"]]), u["W2"]
+    return layer_weights(s.net, w)
 
 
 def _units(s, w):

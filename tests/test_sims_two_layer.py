@@ -1,20 +1,24 @@
 """Smoke and science tests of the two-layer toy experiments: sims.late_fusion, sims.early_fusion,
-sims.phase_portrait and sims.superficial (THEORY.md §10 figures 2, 3 and 8).
+sims.phase_portrait and sims.superficial (theory.md §10 figures 2, 3 and 8).
 
 Linear two-layer nets train on the moment path, so even the paper-scale default run takes
-about a second; the late-fusion test runs it and checks its scientific content.
+about a second; the late-fusion test runs it and checks its scientific content. The layout
+tests draw each figure once per house style from one quick run.
 """
 import numpy as np
 import pytest
 
-from sims import _common, early_fusion, late_fusion, phase_portrait, superficial
+from figtest import STYLES, cli_error, figure_problems, quick_run
+from sims import _io, early_fusion, late_fusion, phase_portrait, superficial
+
+MODULES = (late_fusion, early_fusion, phase_portrait, superficial)
 
 
 def _outputs(tmp_path, name):
     for suffix in (".png", ".npz", ".json"):
         assert (tmp_path / f"{name}{suffix}").exists()
-    found = _common.load(tmp_path / name)
-    assert found["config"]["experiment"] == name
+    found = _io.load(tmp_path / name)
+    assert found["config"]["experiment"] == f"sims.{name}"
     return found["arrays"]
 
 
@@ -27,9 +31,9 @@ def test_late_fusion_paper_defaults(tmp_path):
     assert abs(a["sim_plateau_loss_rel"] / 0.2 - 1) < 0.05
     assert abs(a["sim_plateau_w_a"] - a["pred_wa_uni"]) < 1e-3
     np.testing.assert_allclose(a["sim_w_final"], [1.0, 1.0], atol=1e-2)
-    # time ratio: 4 in theory; finite init and discrete steps put the run 5-10 % below (THEORY §9.3)
+    # time ratio: 4 in theory; finite init and discrete steps put the run 5-10 % below (theory.md §9.3)
     assert 0.85 < a["sim_ratio"] / a["pred_pop_ratio"] < 1.0
-    # the ODE from the run's seed is early in t_A by a few % (discrete steps, THEORY §6.10) ...
+    # the ODE from the run's seed is early in t_A by a few % (discrete steps, theory.md §6.10) ...
     assert 0.85 < a["pred_ode_t_a"] / a["sim_t_a"] < 1.0
     assert abs(a["pred_ode_t_b"] / a["sim_t_b"] - 1) < 0.05
     # ... and the exact Gram map reproduces the run to rounding
@@ -79,6 +83,10 @@ def test_phase_portrait_quick(tmp_path):
     late = np.min(np.linalg.norm(a["late_sim_w_tot"] - m_a, axis=1))
     early = np.min(np.linalg.norm(a["early_sim_w_tot"] - m_a, axis=1))
     assert late < 0.01 < 0.2 < early                         # only late fusion visits M_A
+    # the theory path drawn is the exact map: it is the simulated path to rounding
+    for f in ("late", "early"):
+        idx = a[f"{f}_sim_epochs"].astype(int)
+        assert np.max(np.abs(a[f"{f}_pred_map_w_tot"][idx] - a[f"{f}_sim_w_tot"])) < 1e-10
 
 
 def test_phase_portrait_field_matches_toy_odes():
@@ -100,6 +108,20 @@ def test_superficial_quick(tmp_path):
     assert a["sim_drop_first"] < a["sim_drop_second"]        # ... but removes less loss
     assert abs(a["sim_drop_first"] - a["pred_drop_first"]) < 0.01
     np.testing.assert_allclose(a["pred_pop_m_loss_rel"][1:3], [0.64, 0.36], atol=1e-12)
+    record = _io.load(tmp_path / "superficial.json")["result"]
+    assert record["first_measured"] == "A" and "superficial" in record["region"]
+
+
+# ---------------------------------------------------------------------- configuration and command line
+def test_configs_are_checked_like_the_command_line():
+    with pytest.raises(ValueError, match="rho"):
+        late_fusion.Config(rho=1.0)
+    with pytest.raises(ValueError, match="ratio == 0.5"):
+        phase_portrait.Config(ratio=0.5)                     # B would be learned first
+    with pytest.raises(ValueError, match="rho == 0.3"):
+        superficial.Config(rho=0.3)
+    superficial.Config(ratio=0.5)                            # B first is allowed here: it is the point
+    assert phase_portrait.Config.quick().n == 2048 and superficial.Config().epochs == 800
 
 
 @pytest.mark.parametrize("module, argv", [
@@ -108,23 +130,44 @@ def test_superficial_quick(tmp_path):
     (late_fusion, ["--depth", "3"]),
     (late_fusion, ["--slope", "0"]),
     (late_fusion, ["--snapshots", "5000"]),
+    (late_fusion, ["--n", "0"]),
+    (late_fusion, ["--lr", "inf"]),
+    (late_fusion, ["--seed", "-1"]),
     (early_fusion, ["--rho", "-1"]),
+    (early_fusion, ["--scale", "nan"]),
     (phase_portrait, ["--grid", "1"]),
+    (phase_portrait, ["--rho", "1"]),
+    (phase_portrait, ["--n", "0"]),
+    (phase_portrait, ["--lr", "inf"]),
+    (phase_portrait, ["--seed", "-1"]),
+    (phase_portrait, ["--epochs", "0"]),
     (superficial, ["--rho", "0.3"]),
     (superficial, ["--w-ratio", "-1"]),
+    (superficial, ["--w-ratio", "inf"]),
+    (superficial, ["--n", "0"]),
+    (superficial, ["--lr", "-0.1"]),
+    (superficial, ["--seed", "-1"]),
+    (superficial, ["--noise", "inf"]),
 ])
 def test_impossible_settings_exit_with_argparse_error(module, argv, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        module.main(argv + ["--out", str(tmp_path)])
-    assert exc.value.code == 2
-    assert argv[0] in capsys.readouterr().err
+    err = cli_error(module, argv + ["--out", str(tmp_path)], capsys)
+    assert argv[0] in err
 
 
-def test_diverged_run_is_reported(tmp_path, capsys):
-    with pytest.warns(RuntimeWarning):
-        assert late_fusion.main(["--quick", "--lr", "3", "--out", str(tmp_path)]) == 1
-    assert "diverged" in capsys.readouterr().err
-    assert not (tmp_path / "late_fusion.png").exists()
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
+def test_abbreviations_are_rejected(module, tmp_path, capsys):
+    err = cli_error(module, ["--qui", "--out", str(tmp_path)], capsys)
+    assert "--qui" in err
+    assert not (tmp_path / f"{module.NAME}.png").exists()
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
+def test_diverged_run_is_reported(module, tmp_path, capsys):
+    assert module.main(["--quick", "--lr", "3", "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "diverged" in out and "no usable run" in err and "Traceback" not in err
+    assert not (tmp_path / f"{module.NAME}.png").exists()
+    assert (tmp_path / f"{module.NAME}.npz").exists()        # the arrays are still written
 
 
 def test_workers_sets_the_kernel_threads(tmp_path):
@@ -136,3 +179,16 @@ def test_workers_sets_the_kernel_threads(tmp_path):
         assert _kernels.get_threads() == 1
     finally:
         linfusion.set_threads(_kernels.max_threads())
+
+
+# ---------------------------------------------------------------------- figures
+@pytest.fixture(scope="module")
+def quick_runs():
+    return {module.NAME: quick_run(module) for module in MODULES}
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
+def test_figure_layout_and_fonts(module, style, quick_runs):
+    """No overlapping or clipped text, no legend over data, TrueType fonts in the PDF."""
+    assert figure_problems(module, *quick_runs[module.NAME], style) == []
