@@ -223,8 +223,13 @@ def _check_options(module, ns):
         cache = ns.cache if ns.cache is not None else os.path.join(ns.out, "cache")
         _io.check_folder(cache, "--cache")
         if ns.scheduler is not None:
-            from linfusion.sweep import check_scheduler
-            check_scheduler(ns.scheduler)
+            from linfusion.sweep import preflight
+            try:
+                preflight(scheduler=ns.scheduler)
+            except (ImportError, TypeError) as exc:
+                raise ValueError(f"--scheduler {ns.scheduler!r}: {exc}") from None
+            except ValueError as exc:
+                raise ValueError(f"--scheduler: {exc}") from None
 
 
 def _execution(module, ns):

@@ -27,10 +27,7 @@ import numpy as np
 
 from theory.two_layer import time_ratio_toy
 
-try:        # the closed form's name says it is a prediction (CONTRACT item 7)
-    from theory.two_layer import predicted_misattribution_toy
-except ImportError:
-    from theory.two_layer import misattribution_toy as predicted_misattribution_toy
+from theory.two_layer import predicted_misattribution_toy
 
 from . import _style as S
 from ._cli import main as _main

@@ -164,32 +164,6 @@ def network(cfg, ds):
     return FusionNet(ds.in_dims, 1, cfg.width, cfg.depth, cfg.fusion_layer, cfg.slope, cfg.bias)
 
 
-def _numpy_forward(net, w, xs):
-    """The network's output ŷ (m, out_dim) on inputs ``xs`` (per modality, (m, d_k)), in NumPy."""
-    def phi(z):
-        return np.where(z > 0.0, z, net.slope * z)
-
-    def layer(h, modality, index):
-        z = h @ net.blocks(w, modality=modality, layer=index)[0].T          # (m, rows)
-        if net.bias:
-            z = z + net.blocks(w, modality=modality, layer=index, kind=1)[0]
-        return z
-
-    hs = [np.asarray(x, dtype=float) for x in xs]
-    for index in range(1, net.fuse_depth):
-        hs = [phi(layer(h, k, index)) for k, h in enumerate(hs)]
-    z = sum(h @ net.blocks(w, modality=k, layer=net.fuse_depth)[0].T for k, h in enumerate(hs))
-    if net.bias:
-        z = z + net.blocks(w, modality=-1, layer=net.fuse_depth, kind=1)[0]
-    for index in range(net.fuse_depth + 1, net.depth + 1):
-        z = layer(phi(z), -1, index)      # φ after every layer but the last
-    return z
-
-
-#: ``network_output(net, w, xs)``: the network's output ŷ of shape (m, out_dim) on inputs
-#: ``xs`` (per modality, shape (m, d_k)), with its activation and biases. Once the engine
-#: has ``FusionNet.forward(w, xs)``, this line becomes ``network_output = FusionNet.forward``.
-network_output = _numpy_forward
 
 
 def _signal(block):
@@ -276,7 +250,7 @@ def run(cfg, execution=None):
         sim["units"], sim["unit_color"] = _features(net, res.w, cfg)
     if cfg.contour:
         px, py, xs = _plane(cfg)
-        sim.update(plane_x=px, plane_y=py, plane_out=network_output(net, res.w, xs)[:, 0].reshape(py.size, px.size))
+        sim.update(plane_x=px, plane_y=py, plane_out=net.forward(res.w, xs)[:, 0].reshape(py.size, px.size))
     return sim
 
 

@@ -67,7 +67,7 @@ def test_network_output_reproduces_the_training_loss(extra):
     cfg = single.Config.quick(epochs=200, **extra)
     sim = single.run(cfg)
     ds = single.dataset(cfg)
-    y_hat = single.network_output(single.network(cfg, ds), sim["w"], ds.xs)
+    y_hat = single.network(cfg, ds).forward(sim["w"], ds.xs)
     assert 0.5 * np.mean((ds.y - y_hat) ** 2) == pytest.approx(sim["loss"][-1], rel=1e-10)
 
 
