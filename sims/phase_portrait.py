@@ -1,8 +1,8 @@
 """Figure 3: phase portraits of two-layer late and early fusion in the (W_A^tot, W_B^tot) plane.
 
 The vector field is the balanced rank-one gradient flow of theory.md §6.2-6.3 evaluated on a
-grid, τ dW_X/dt = ‖W_X‖ g_X + (g_X·Ŵ_X) Ŵ_X per modality for late fusion (scalar inputs:
-2|W_X| g_X; toy r = 2, ρ = 0: 2((4 − 4x)x, (1 − y)y)) and τ dW/dt = ‖W‖ g + (g·Ŵ) Ŵ on the
+grid, τ dW_X/dt = ‖W_X‖ [g_X + (g_X·Ŵ_X) Ŵ_X] per modality for late fusion (scalar inputs:
+2|W_X| g_X; toy r = 2, ρ = 0: 2((4 − 4x)x, (1 − y)y)) and τ dW/dt = ‖W‖ [g + (g·Ŵ) Ŵ] on the
 whole W for early fusion, with g = Σyx − W Σ from the data's empirical statistics (so any
 --rho / --ratio works). Fixed points from :mod:`theory.fixed_points`: M_0 (open circle),
 M_A and M_B (crosses; late fusion only), M_* (filled).

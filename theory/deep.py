@@ -17,7 +17,8 @@ L_f = L (late fusion) has the depth- and u0-independent ratio 1 + (r² − 1)/(1
 t_A/τ = ln(1/u0)/w_A (L = 2) or u0^{2−L}/((L − 2) w_A) (L > 2).
 
 Status: leading order / heuristic (cut at u_A = 1, O(1) terms dropped, abrupt phase 2);
-a few % against the balanced chain at u0 = 0.1, under 1 % at u0 = 0.03. The ODE that these
+against the balanced chain 3-12 % high at u0 = 0.1 (the most at |ρ| = 0.9) and 0.3-2.3 %
+at u0 = 0.03 (theory.md §6.6). The ODE that these
 formulas approximate is :func:`theory.dynamics.chain_flow`.
 
 Toy functions take scalars or arrays for ``ratio``, ``rho`` and ``u0`` (broadcast together)

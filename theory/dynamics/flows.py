@@ -3,7 +3,7 @@
 - **flow** (:func:`flow`): balanced rank-one gradient flow (THEORY.md §6.2-6.3). Late
   fusion evolves each modality's W_X (coupled only through g = Σ_yx − W Σ), early fusion
   one W; a depth-L rank-one balanced path obeys
-  τ dW/dt = ‖W‖^{2−2/L} [g + (L − 1)(g·Ŵ)Ŵ] (L = 2: ‖W‖ g + (g·Ŵ)Ŵ).
+  τ dW/dt = ‖W‖^{2−2/L} [g + (L − 1)(g·Ŵ)Ŵ] (L = 2: ‖W‖ [g + (g·Ŵ)Ŵ]).
 - **scalar chain flow** (:func:`chain_flow`): the §6.6 ODE for per-modality pre-fusion
   scales u_X and the post-fusion scale v, W_X = v^{L−L_f} u_X^{L_f}.
 

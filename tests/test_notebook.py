@@ -1,0 +1,31 @@
+"""The example notebook (docs/example.ipynb) runs from top to bottom.
+
+Its code cells are extracted and executed in order in one namespace (no Jupyter needed);
+the checks after the run assert what the notebook claims in its text.
+"""
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "example.ipynb"
+
+
+def test_example_notebook_runs_and_says_true_things(monkeypatch, tmp_path):
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    nb = json.loads(NOTEBOOK.read_text())
+    ns = {"__name__": "__notebook__"}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), f"{NOTEBOOK.name}#{cell['id']}", "exec"), ns)
+    run, pred, m = ns["run"], ns["pred"], ns["m"]
+    assert run.usable
+    assert np.max(np.abs(pred.w_tot_all - run.w_tot_all)) < 1e-10          # "equals the simulation to rounding"
+    assert m.ratio == pytest.approx(ns["theory"].time_ratio_toy(0.5, 2.0), rel=0.15)
+    assert m.misattribution == pytest.approx(0.5 / 2.0, abs=0.05)           # theory.md §6.4: ρ/r
+    assert len(ns["result"]) == 6 and set(ns["result"].column("status")) <= {"completed", "converged"}
+    import matplotlib.pyplot as plt
+    plt.close("all")
