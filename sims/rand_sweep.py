@@ -82,8 +82,8 @@ class Config(Measured, Seeded, Descent, Init, Width):
     stats: str = option("original", "statistics of the prediction: original (empirical Σyx with population "
                         "Σ_A, Σ_AB, norm form, the original's lag_twolayer), empirical or population (signed "
                         "form)", choices=STATS, check=choice(*STATS), group="sweep")
-    max_attempts: int = option(2000, "give up after drawing this many candidates (rejected or trained)",
-                               check=integer(lo=1), group="sweep")
+    max_attempts: int | None = option(None, "give up after drawing this many candidates (rejected or trained)",
+                                      check=integer(lo=1), group="sweep", none_means="20 × --draws")
     dim: int = option(20, "input dimension D (A: first half, B: second half)", check=integer(lo=2), group="data")
     n: int = option(8192, "samples per draw", check=integer(lo=2), group="data")
     lr: float = option(0.005, "learning rate (τ = 1/lr epochs)", check=real(0.0, lo_open=True),
@@ -103,6 +103,11 @@ class Config(Measured, Seeded, Descent, Init, Width):
     def scale_value(self):
         """The initialisation scale in use (the library's default for the scheme when unset)."""
         return self.scale if self.scale is not None else default_scale(self.init)
+
+    @property
+    def attempt_cap(self):
+        """The most candidates drawn: ``max_attempts``, or 20 × ``draws`` when unset."""
+        return self.max_attempts if self.max_attempts is not None else 20 * self.draws
 
 
 # ---------------------------------------------------------------------- candidates
@@ -209,7 +214,7 @@ def run(cfg, execution=None):
         need = cfg.draws - len(done)
         want = min(4 * need + 8, math.ceil(need / max(rate, 0.25)))
         batch = list(pending)
-        while len(batch) < want and len(cand_pred) < cfg.max_attempts:
+        while len(batch) < want and len(cand_pred) < cfg.attempt_cap:
             k = len(cand_pred)
             p = prediction(candidate(cfg.seed, k, cfg.dim, cfg.n), cfg.stats)[0]
             cand_pred.append(p)
@@ -258,7 +263,7 @@ def _collect(cfg, cand_pred, window, rows, n_cached, n_computed):
                capped=capped, rows=[rows[k] for k in trained], n_cached=n_cached, n_computed=n_computed, **col)
     if capped:
         warnings.warn(f"rand_sweep: only {len(plotted)} of {cfg.draws} runs converged within --max-attempts "
-                      f"{cfg.max_attempts} candidates ({counts['rejected']} rejected for the predicted ratio, "
+                      f"{cfg.attempt_cap} candidates ({counts['rejected']} rejected for the predicted ratio, "
                       f"{counts['not_converged']} did not converge); raise --max-attempts or --epochs.")
     return sim
 
