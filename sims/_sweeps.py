@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linfusion import analysis
+from linfusion.architecture import default_scale
 
 from ._config import Config, choice, option, real
 
@@ -37,14 +38,27 @@ _KEYS = ("t_a", "t_b", "time_ratio", "misattribution", "keep_loss")
 
 @dataclass(frozen=True)
 class Measured(Config):
-    """The measurement convention and the keep rule of a sweep (theory.md §7)."""
+    """The measurement convention, the stop and the keep rule of a sweep (theory.md §7).
 
-    convention: str = option("paper", "measurement convention: paper (the original's time_half indices, "
-                             "misattribution at ⌊(t_A + t_B)/2⌋, the keep rule on the loss before the final "
-                             "state) or interp (interpolated first crossings of half the known end points)",
+    Put before :class:`sims._options.Descent` in the bases: its ``tol`` (the original's stop
+    at 1e-4) replaces Descent's default.
+    """
+
+    tol: float = option(1e-4, "stop at the first state whose loss is below tol (the original's 1e-4)",
+                        check=real(0.0), group="network and training")
+    convention: str = option("paper", "measurement convention: paper (this figure's default, the original's read-out: "
+                             "time_half indices, misattribution at ⌊(t_A + t_B)/2⌋, the keep rule on the loss before "
+                             "the final state) or interp (the toolkit's default elsewhere: interpolated first "
+                             "crossings of half the known end points, the keep rule on the final loss)",
                              choices=("paper", "interp"), check=choice("paper", "interp"), group="measurement")
-    drop_loss: float = option(1e-3, "drop runs whose last recorded loss is >= this (the original's rule)",
+    drop_loss: float = option(1e-3, "keep a run only if the loss the keep rule reads is below this (the "
+                              "original's 1e-3); the others stay in the table, counted",
                               check=real(0.0, lo_open=True), group="measurement")
+
+    @property
+    def scale_value(self):
+        """The initialisation scale in use (the library's default for the scheme when unset)."""
+        return self.scale if self.scale is not None else default_scale(self.init)
 
     def validate(self):
         every = getattr(self, "record_every", 1)

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linfusion.architecture import FusionNet, default_scale
+from linfusion.architecture import FusionNet
 from linfusion.data import random_stats
 from linfusion.sweep import run_sweep
 from theory.two_layer import time_ratio
@@ -89,8 +89,6 @@ class Config(Measured, Seeded, Descent, Init, Width):
     lr: float = option(0.005, "learning rate (τ = 1/lr epochs)", check=real(0.0, lo_open=True),
                        group="network and training")
     epochs: int = option(20000, "maximum number of epochs", check=integer(lo=1), group="network and training")
-    tol: float = option(1e-4, "stop at the first state whose loss is below tol (the original's 1e-4)",
-                        check=real(0.0), group="network and training")
 
     def validate(self):
         super().validate()
@@ -99,10 +97,6 @@ class Config(Measured, Seeded, Descent, Init, Width):
         if self.hi < self.lo:
             raise ValueError(f"lo == {self.lo!r} and hi == {self.hi!r}: need lo <= hi.")
 
-    @property
-    def scale_value(self):
-        """The initialisation scale in use (the library's default for the scheme when unset)."""
-        return self.scale if self.scale is not None else default_scale(self.init)
 
     @property
     def attempt_cap(self):

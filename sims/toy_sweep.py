@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linfusion.architecture import default_scale
 from linfusion.sweep import run_sweep
 from theory.dynamics import rank_one_map
 from theory.fixed_points import late_fixed_point
@@ -83,8 +82,6 @@ class Config(Measured, Seeded, Descent, Init, Width):
     n: int = option(8192, "samples of every run, linear and ReLU (the original's)", check=integer(lo=2),
                     group="data")
     epochs: int = option(40000, "maximum number of epochs", check=integer(lo=1), group="network and training")
-    tol: float = option(1e-4, "stop at the first state whose loss is below tol (the original's 1e-4)",
-                        check=real(0.0), group="network and training")
 
     def validate(self):
         super().validate()
@@ -96,10 +93,6 @@ class Config(Measured, Seeded, Descent, Init, Width):
         """The variants trained, in the original's order (linear, then ReLU)."""
         return [v for v in VARIANTS if getattr(self, v)]
 
-    @property
-    def scale_value(self):
-        """The initialisation scale in use (the library's default for the scheme when unset)."""
-        return self.scale if self.scale is not None else default_scale(self.init)
 
 
 # ---------------------------------------------------------------------- the sweep's points
