@@ -608,9 +608,11 @@ def _config_of(module, fields, quick, route):
         return module.Config.quick(**fields) if quick else module.Config(**fields)
     except (ValueError, TypeError) as exc:
         text = str(exc)
-        for flag, to in route.flags.items():
-            if to.field and (text.startswith(f"{to.field} ") or text.startswith(f"{to.field}[")):
-                raise TranslationError(f"--{flag}: {text}") from None
+        names = {to.field: flag for flag, to in route.flags.items() if to.field}
+        names.update({name: name for name in FLAGS if name not in names.values()})   # derived: depth, fuse_depth
+        first = text.split(" ", 1)[0].split("[", 1)[0]
+        if first in names:
+            raise TranslationError(f"--{names[first]}: {text}") from None
         raise TranslationError(text) from None
 
 

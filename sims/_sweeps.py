@@ -29,7 +29,7 @@ from linfusion.architecture import default_scale
 from ._config import Config, choice, option, real
 
 __all__ = ["Measured", "paper_readout", "readout", "keep_mask", "dropped_note", "convention_note",
-           "sweep_kwargs", "unusable", "USABLE"]
+           "sweep_kwargs", "unusable", "as_int", "USABLE"]
 
 #: statuses whose runs are measured (CONTRACT item 4)
 USABLE = ("completed", "converged")
@@ -191,6 +191,11 @@ def convention_note(convention):
                 "before its final state is below the drop threshold")
     return ("interp convention: interpolated first crossing of half of A's plateau / half of B's M_* value, "
             "misattribution on the plateau, keep a run if its final loss is below the drop threshold")
+
+
+def as_int(value):
+    """An epoch count for a table cell: int, or NaN when missing."""
+    return int(value) if np.isfinite(value) else np.nan
 
 
 # ---------------------------------------------------------------------- execution

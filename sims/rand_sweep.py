@@ -59,7 +59,7 @@ from . import _style as S
 from ._cli import main as _main
 from ._config import choice, integer, option, real
 from ._options import Descent, Init, Seeded, Width
-from ._sweeps import USABLE, Measured, convention_note, readout, sweep_kwargs
+from ._sweeps import USABLE, Measured, as_int, convention_note, readout, sweep_kwargs
 
 NAME = "rand_sweep"
 KIND = "sweep"
@@ -330,7 +330,7 @@ def outputs(cfg, sim, st):
                       "stats": cfg.stats, "outcome": outcome, "status": row["status"],
                       "t_a_epochs": sim["t_a"][i], "t_b_epochs": sim["t_b"][i], "time_ratio": sim["time_ratio"][i],
                       "keep_loss": sim["keep_loss"][i], "final_loss": sim["final_loss"][i],
-                      "final_epoch": sim["final_epoch"][i], "seed": int(row["seed"]), "dim": int(row["dim"]),
+                      "final_epoch": as_int(sim["final_epoch"][i]), "seed": int(row["seed"]), "dim": int(row["dim"]),
                       "n_samples": int(row["n"]), "width": int(row["width"]), "lr": float(row["lr"]),
                       "max_epochs": int(row["epochs"]), "tol": float(row["tol"]), "init": row["init"],
                       "init_scale": float(row["scale"]), "convention": cfg.convention, "cache_key": row["key"]})

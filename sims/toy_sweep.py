@@ -48,7 +48,7 @@ from . import _style as S
 from ._cli import main as _main
 from ._config import integer, option, real, reals
 from ._options import Descent, Init, Seeded, Width
-from ._sweeps import (Measured, convention_note, dropped_note, keep_mask, readout, sweep_kwargs)
+from ._sweeps import (Measured, as_int, convention_note, dropped_note, keep_mask, readout, sweep_kwargs)
 
 try:        # CONTRACT item 7 renames theory's closed form; either name works until it lands
     from theory.two_layer import predicted_misattribution_toy
@@ -289,7 +289,7 @@ def _table(cfg, sim, pred):
             "kept": bool(sim["kept"][k]), "t_a_epochs": sim["t_a"][k], "t_b_epochs": sim["t_b"][k],
             "time_ratio": sim["time_ratio"][k], "misattribution": sim["misattribution"][k],
             "keep_loss": sim["keep_loss"][k], "final_loss": sim["final_loss"][k],
-            "final_epoch": sim["final_epoch"][k], "time_ratio_theory": tr_th, "misattribution_theory": m_th,
+            "final_epoch": as_int(sim["final_epoch"][k]), "time_ratio_theory": tr_th, "misattribution_theory": m_th,
             "convention": cfg.convention, "cache_key": row["key"]})
     return rows
 

@@ -59,8 +59,7 @@ def test_readme_generalization(index, n):
     """--data multi, D = 100, --dataset_size n, 1200 epochs, noise 0.5; lr 0.04, width 100, init 1e-9."""
     t = translate(flags(README_COMMANDS[index]))
     s = t.settings()
-    assert tuple(float(v) for v in str(s["n_values"]).split(",")) == (n,) if isinstance(s["n_values"], str) \
-        else tuple(s["n_values"]) == (n,)
+    assert tuple(s["n_values"]) == (n,)
     assert (s["dim"], s["noise"], s["epochs"], s["lr"], s["width"]) == (100, 0.5, 1200, 0.04, 100)
     assert (_scheme(s), _scale(s)) == ("entry", 1e-9)
     assert Path(t.out) == Path("results", "generalization", f"n{n}")
