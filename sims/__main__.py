@@ -3,7 +3,7 @@
 Every command of the original code's README runs with ``python main.py`` replaced by
 ``python -m sims``: the original flags (the same names, defaults, choices and meanings)
 are translated into one experiment module's configuration by the table of
-:mod:`sims._original`, the equivalent experiment command is printed
+:mod:`sims._original` (:mod:`sims._translate` applies it), the equivalent experiment command is printed
 (``-> python -m sims.<module> ...``) and run, and ``original_command.json`` (the original
 flags, the experiment command and the notes) is written next to its results. The mapping
 is listed by ``python -m sims --help`` and in ``docs/original_commands.md``, both generated
@@ -15,8 +15,8 @@ import importlib
 import shlex
 import sys
 
-from . import _io, _original
-from ._original import PROG, build_parser, parse, translate
+from . import _io, _original, _translate
+from ._translate import PROG, build_parser, parse, translate
 
 __all__ = ["main", "build_parser", "parse", "translate"]
 
@@ -27,7 +27,7 @@ def main(argv=None):
     parser = build_parser()
     args, options = parse(argv, parser)
     try:
-        tr = _original.translate_args(args, options)
+        tr = _translate.translate_args(args, options)
     except _original.TranslationError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)

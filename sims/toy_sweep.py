@@ -46,7 +46,7 @@ from theory.two_layer import time_ratio_toy, toy_stats
 
 from . import _style as S
 from ._cli import main as _main
-from ._config import integer, option, real, reals
+from ._config import integer, option, reals
 from ._options import Descent, Init, Seeded, Width
 from ._sweeps import (Measured, as_int, convention_note, dropped_note, keep_mask, readout, sweep_kwargs)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims import _common, _io, _original, original_commands, rand_sweep, single, toy_sweep
+from sims import _common, _io, _original, _translate, original_commands, rand_sweep, single, toy_sweep
 from sims.__main__ import build_parser, main, translate
 from sims.original_commands import README_COMMANDS, flags
 
@@ -146,8 +146,8 @@ def test_readme_command_runs_quick(index, tmp_path, capsys):
 
 # ---------------------------------------------------------------------- generated text
 def test_help_mapping_is_generated_from_the_table():
-    assert build_parser().epilog == _original.mapping_text()
-    text = _original.mapping_text()
+    assert build_parser().epilog == _translate.mapping_text()
+    text = _translate.mapping_text()
     for route in _original.ROUTES:
         assert f"sims.{route.module} (figure {route.figure})" in text
     assert "--mode fission" in text and "linear only" not in text and "relu-n" not in text
