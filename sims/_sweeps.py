@@ -28,7 +28,7 @@ from linfusion.architecture import default_scale
 
 from ._config import Config, choice, option, real
 
-__all__ = ["Measured", "paper_readout", "readout", "keep_mask", "dropped_note", "convention_note",
+__all__ = ["Measured", "readout", "keep_mask", "dropped_note", "convention_note",
            "sweep_kwargs", "unusable", "as_int", "USABLE"]
 
 #: statuses whose runs are measured (CONTRACT item 4)
@@ -73,40 +73,6 @@ def unusable():
     return {k: np.nan for k in _KEYS}
 
 
-def paper_readout(epochs, w_a, w_b, loss, thr_a):
-    """The original code's t_A, t_B, ratio, misattribution and kept loss (CONTRACT item 8).
-
-    Parameters
-    ----------
-    epochs : ndarray of int of shape (K + 1,)
-        0, 1, ..., K: one record per update (record k = state after k updates).
-    w_a, w_b : ndarray of shape (K + 1,)
-        A's and B's signals (signed weight, or the norm of a vector block).
-    loss : ndarray of shape (K + 1,)
-    thr_a : float or None
-        A's threshold; None: half of A's recorded maximum (the original at r = 1).
-
-    Returns
-    -------
-    dict
-        ``t_a``, ``t_b``: the original's ``time_half`` indices (the index i of its weight
-        record i, the state after i + 1 updates); ``time_ratio`` = t_B/t_A (NaN if t_A = 0);
-        ``misattribution`` = (W_A[⌊(t_A + t_B)/2⌋] − W_A[last]) / W_A[last] in the original's
-        indexing; ``keep_loss``: the last loss the original records (state K − 1).
-    """
-    epochs = np.asarray(epochs)
-    if epochs.ndim != 1 or epochs.size < 2 or np.any(epochs != np.arange(epochs.size)):
-        raise ValueError("epochs must be 0, 1, ..., K with K >= 1 (the paper convention reads every epoch).")
-    wa, wb = np.asarray(w_a, dtype=float)[1:], np.asarray(w_b, dtype=float)[1:]   # original W[i] = record i + 1
-    half_a = 0.5 * np.max(wa) if thr_a is None else float(thr_a)
-    t_a = int(np.argmin((wa - half_a) ** 2))
-    t_b = int(np.argmin((wb - 0.5 * np.max(wb)) ** 2))
-    ratio = t_b / t_a if t_a > 0 else np.nan
-    mis = (wa[(t_a + t_b) // 2] - wa[-1]) / wa[-1] if wa[-1] != 0 else np.nan
-    return dict(t_a=float(t_a), t_b=float(t_b), time_ratio=float(ratio), misattribution=float(mis),
-                keep_loss=float(np.asarray(loss, dtype=float)[-2]))
-
-
 def readout(result, convention, *, wa_uni, wb_star, relu=False, a_from_max=False):
     """t_A, t_B, t_B/t_A, misattribution and the keep-rule loss of one run.
 
@@ -131,15 +97,16 @@ def readout(result, convention, *, wa_uni, wb_star, relu=False, a_from_max=False
     """
     if result.status not in USABLE or not np.all(np.isfinite(result.loss)):
         return unusable()
-    sa, sb = analysis.modality_signal(result.w_tot[0]), analysis.modality_signal(result.w_tot[1])
-    k = 2.0 if relu else 1.0
-    if convention == "paper":
-        # moves to linfusion.analysis with the paper convention (CONTRACT item 8): one line
-        return paper_readout(result.epochs, sa, sb, result.loss, None if a_from_max else 0.5 * k * wa_uni)
-    m = analysis.measure(result, wa_uni=None if a_from_max else wa_uni, wb_star=wb_star, convention="interp",
-                         relu=relu)
-    return dict(t_a=float(m["t_a"]), t_b=float(m["t_b"]), time_ratio=float(m["ratio"]),
-                misattribution=float(m["misattribution"]), keep_loss=float(result.loss[-1]))
+    paper = convention == "paper"
+    if paper and (result.epochs.size < 2 or np.any(result.epochs != np.arange(result.epochs.size))):
+        raise ValueError("the paper convention reads every epoch: record_every must be 1.")
+    # the original's time_half indices and misattribution index (theory.md §7.2) for 'paper'
+    m = analysis.measure(result, wa_uni="max" if a_from_max else wa_uni, wb_star="max" if paper else wb_star,
+                         convention=convention, relu=relu)
+    # the original keeps a repeat on the last loss it records: the state before the final one
+    keep = result.loss[-2] if paper else result.loss[-1]
+    return dict(t_a=float(m.t_a), t_b=float(m.t_b), time_ratio=float(m.ratio),
+                misattribution=float(m.misattribution), keep_loss=float(keep))
 
 
 # ---------------------------------------------------------------------- keeping runs

@@ -109,7 +109,8 @@ def _resolved_default(defaults, name, fields):
     value = defaults.get(name, _MISSING)
     if value is None and name == "scale":
         from linfusion.architecture import default_scale
-        scheme = fields.get("init", defaults.get("init", "entry"))
+        scheme = next((src[k] for src in (fields, defaults) for k in ("init", "init_scheme") if k in src), "entry")
+        scheme = "layer" if scheme == "both" else scheme      # the deep sweeps' layer-and-balanced choice
         return default_scale(scheme) if scheme in ("entry", "layer", "balanced") else None
     return value
 

@@ -73,7 +73,7 @@ from ._cli import main as _main
 from ._config import choice, integer, option, real
 from ._options import Descent, Init, Seeded, ToyData, Width
 from ._two_layer import layer_weights
-from ._xor import XOR_DIRECTIONS, feature_panel, unit_weights
+from ._xor import feature_panel, unit_weights
 
 NAME = "single"
 KIND = "run"

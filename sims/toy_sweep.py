@@ -50,10 +50,7 @@ from ._config import integer, option, reals
 from ._options import Descent, Init, Seeded, Width
 from ._sweeps import (Measured, as_int, convention_note, dropped_note, keep_mask, readout, sweep_kwargs)
 
-try:        # CONTRACT item 7 renames theory's closed form; either name works until it lands
-    from theory.two_layer import predicted_misattribution_toy
-except ImportError:     # pragma: no cover - before the rename
-    from theory.two_layer import misattribution_toy as predicted_misattribution_toy
+from theory.two_layer import predicted_misattribution_toy
 
 NAME = "toy_sweep"
 KIND = "sweep"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims import _common, _io, _original, _translate, original_commands, rand_sweep, single, toy_sweep
+from sims import _io, _original, _translate, original_commands, rand_sweep, toy_sweep
 from sims.__main__ import build_parser, main, translate
 from sims.original_commands import README_COMMANDS, flags
 
@@ -253,68 +253,3 @@ def test_bad_flags_exit_2(argv, words, capsys):
     err = capsys.readouterr().err
     for word in words:
         assert word in err
-
-
-# ---------------------------------------------------------------------- sims.single
-def _run_single(tmp_path, argv):
-    assert single.main(argv + ["--out", str(tmp_path)]) == 0
-    for suffix in (".png", ".npz", ".json"):
-        assert (tmp_path / f"single{suffix}").exists()
-    return _common.load(tmp_path / "single")
-
-
-def test_single_late_fusion_meets_its_fixed_points(tmp_path):
-    """Linear late fusion (figure 2's run, quick size): plateau at L(M_A), end at M_*, ratio near theory."""
-    found = _run_single(tmp_path, ["--quick"])
-    a = found["arrays"]
-    assert list(a["pred_points"]) == ["M_0", "M_A", "M_B", "M_*"]
-    assert a["sim_plateau_loss"] == pytest.approx(a["pred_level_loss"][1], rel=0.02)
-    assert a["sim_loss"][-1] < 1e-8 and a["sim_w_a"][-1] == pytest.approx(a["pred_level_w_a"][-1], abs=1e-4)
-    # finite init and discrete steps put the simulation a few % under the flow formula (THEORY §9.3)
-    assert a["sim_ratio"] == pytest.approx(a["pred_time_ratio"], rel=0.1)
-    assert found["config"]["config"]["fuse_depth"] == 2
-
-
-def test_single_shallow_and_deep(tmp_path):
-    a = _run_single(tmp_path / "shallow", ["--quick", "--depth", "1"])["arrays"]
-    assert list(a["pred_points"]) == ["M_0", "M_*"] and a["sim_loss"][-1] < 1e-8
-    a = _run_single(tmp_path / "deep", ["--quick", "--depth", "4", "--fuse-depth", "2", "--init", "layer",
-                                        "--scale", "0.1", "--epochs", "3000"])["arrays"]
-    assert a["sim_loss"][-1] < 1e-6 and np.isfinite(a["sim_ratio"]) and a["sim_ratio"] < a["pred_time_ratio"] + 0.5
-
-
-def test_single_relu_and_logistic(tmp_path):
-    a = _run_single(tmp_path / "relu", ["--quick", "--slope", "0", "--epochs", "600", "--features",
-                                        "--contour"])["arrays"]
-    assert "pred_points" not in a                        # no fixed-point levels for a ReLU net
-    assert a["sim_w_a"].max() > 1.5                      # W_tot bookkeeping -> ≈ 2x (THEORY §6.9)
-    assert a["sim_units"].shape == (40, 2) and a["sim_plane_out"].shape == (81, 81)
-    a = _run_single(tmp_path / "logistic", ["--quick", "--loss", "logistic", "--scale", "0.1",
-                                            "--epochs", "300"])["arrays"]
-    assert a["sim_loss"][-1] < a["sim_loss"][0] and "sim_eg" not in a
-
-
-def test_single_xor_features(tmp_path):
-    a = _run_single(tmp_path, ["--quick", "--data", "xor", "--slope", "0", "--fuse-depth", "1", "--scale", "1e-3",
-                               "--epochs", "300", "--features", "--contour"])["arrays"]
-    assert a["sim_units"].shape == (20, 2) and a["sim_unit_color"].shape == (20,)
-
-
-@pytest.mark.parametrize("extra", [["--slope", "0", "--bias"],
-                                   ["--depth", "3", "--fuse-depth", "2", "--slope", "0.2", "--bias", "--init",
-                                    "layer", "--scale", "0.3"]])
-def test_network_output_reproduces_the_training_loss(extra):
-    args = single.parse(["--quick", "--epochs", "200"] + extra)
-    sim = single.run(args)
-    ds = single.dataset(args)
-    y_hat = single.network_output(single.network(args, ds), sim["w"], ds.xs)
-    assert 0.5 * np.mean((ds.y - y_hat) ** 2) == pytest.approx(sim["loss"][-1], rel=1e-10)
-
-
-@pytest.mark.parametrize("argv", [["--fuse-depth", "3"], ["--data", "multi", "--dim", "7"],
-                                  ["--data", "xor", "--n", "10"], ["--depth", "1", "--features"],
-                                  ["--data", "multi", "--contour"], ["--rho", "1"]])
-def test_single_impossible_settings(argv, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        single.main(argv + ["--out", str(tmp_path)])
-    assert exc.value.code == 2

@@ -17,7 +17,8 @@ from linfusion import FusionNet, train
 from linfusion.data import random_stats, toy
 from sims import _io, _style, rand_sweep, toy_sweep
 from sims._cli import Execution
-from sims._sweeps import keep_mask, paper_readout, readout
+from linfusion.analysis import measured_misattribution, nearest_time
+from sims._sweeps import keep_mask, readout
 
 QUICK_RUN = ["--quick", "--workers", "1"]
 
@@ -51,20 +52,13 @@ def test_paper_readout_on_a_hand_built_trajectory():
     epochs = np.arange(7)
     w_a = np.array([0.0, 0.1, 0.3, 0.45, 0.8, 1.0, 1.0])
     w_b = np.array([5.0, 0.0, 0.0, 0.0, 0.2, 0.6, 1.0])     # state 0 is not a record of the original
-    loss = np.array([9.0, 8.0, 7.0, 5.0, 2.0, 5e-4, 5e-5])
-    got = paper_readout(epochs, w_a, w_b, loss, thr_a=0.5)
     # nearest to 0.5: record 3 (0.45) -> index 2; B: half of max over records 1.. = 0.5 -> record 5 -> index 4
-    assert (got["t_a"], got["t_b"]) == (2.0, 4.0)
-    assert got["time_ratio"] == 2.0
+    t_a, t_b = nearest_time(epochs, w_a, 0.5), nearest_time(epochs, w_b, 0.5 * w_b[1:].max())
+    assert (t_a, t_b) == (2.0, 4.0)
     # misattribution at index (2 + 4)//2 = 3, i.e. record 4 (0.8), against the last record (1.0)
-    assert got["misattribution"] == pytest.approx(-0.2)
-    assert got["keep_loss"] == 5e-4          # the loss of the state before the final one
-    # the record-k convention (nearest record, as linfusion.analysis.nearest_time) is one later
+    assert measured_misattribution(epochs, w_a, t_a, t_b, convention="paper") == pytest.approx(-0.2)
+    # the record-k convention (nearest record) is one later
     assert int(np.argmin(np.abs(w_a - 0.5))) == 3 and int(np.argmin(np.abs(w_b - 0.5))) == 5
-    # A from its maximum (the original at r = 1)
-    assert paper_readout(epochs, w_a, w_b, loss, thr_a=None)["t_a"] == 2.0
-    with pytest.raises(ValueError):
-        paper_readout(np.arange(0, 14, 2), w_a, w_b, loss, thr_a=0.5)    # every epoch is needed
 
 
 @pytest.mark.parametrize("rho, ratio, slope", [(0.5, 2.0, 1.0), (-0.3, 1.5, 1.0), (0.0, 1.0, 1.0), (0.3, 2.0, 0.0)])
