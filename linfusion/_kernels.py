@@ -1,46 +1,95 @@
 """Compiled full-batch gradient descent for the fusion-network family.
 
-The only module that imports numba. Kernels do no validation, no I/O, no random draws
-and no allocation inside the epoch loop; :mod:`linfusion.train` validates, allocates and
-builds results.
+The only module that imports numba. Kernels do no validation, no I/O, no random draws and
+no allocation inside the epoch loop; :mod:`linfusion._engine` prepares their arguments
+(writable, C-contiguous arrays of one dtype, plain Python scalars) and reads the records.
 
+Graph tables
+------------
 A network is a chain of *nodes* in topological order, fed by *edges*:
 
-- ``nodes[j] = (col, units, bias_off, kind)``: the node's activations sit in columns
-  ``col .. col+units`` of a sample-major buffer ``A[s, :]``; ``kind`` is 0 for an input
-  modality (filled by the caller), 1 for a hidden node (leaky ReLU applied), 2 for the
-  output node. ``bias_off`` is the offset of its bias in the flat weights, or -1.
-- ``edges[e] = (w_off, rows, cols, src, dst)``: the weight block ``W`` (rows x cols,
-  row-major at ``w_off``) that maps node ``src`` into node ``dst``.
+- ``nodes[j, N_COL]``: offset (in units) of the node's block in its buffer (the input
+  buffer for input nodes, the buffer of computed units otherwise); ``N_UNITS``; ``N_BIAS``
+  the offset of its bias in the flat weights, or -1; ``N_KIND`` one of ``KIND_INPUT``
+  (filled by the caller), ``KIND_HIDDEN`` (leaky ReLU applied), ``KIND_OUTPUT``.
+- ``edges[e, E_OFF]``: offset of the weight block W (``E_ROWS`` x ``E_COLS``, row-major)
+  that maps node ``E_SRC`` into node ``E_DST``; ``E_BLAS`` 1 if the sample path computes
+  this block's products with BLAS, 0 for the fused loops (the dispatch rule is
+  :func:`linfusion._engine.blas_edges`).
 
-Two exact gradient paths share this forward and backward code:
+Activations are *sample-major*: a buffer of m rows (samples, basis vectors, error rows) holds
+node j as the contiguous (m, units) block starting at element ``m * nodes[j, N_COL]``. The
+same forward and backward drivers serve every path:
 
-- *sample path*: the rows of ``A`` are samples; the output error is dℓ/dŷ / n.
-- *moment path* (linear net, squared loss): the rows of ``A`` are the D basis vectors,
-  so the output node holds W_totᵀ, and the output error is (W_tot Σxx − Σyx)ᵀ; the
-  weight gradients are then exactly the sample-path ones, at a cost independent of n.
+- *sample path* (:func:`train_sample`): the rows are samples, chunk by chunk; wide blocks
+  as BLAS matrix products, narrow ones by loops that skip exact zeros (ReLU).
+- *moment path* (:func:`train_moment`, linear net, squared loss): with D > out, the out
+  rows of the identity are sent backward (giving the end-to-end map W_tot at the input
+  nodes), then the output error G = W_tot Σxx − Σyx (out x D) is sent forward; with
+  D <= out, the D basis vectors are sent forward and Gᵀ backward. Either way the weight
+  gradient is a sum over those rows of outer products, at a cost independent of n.
+- *feature-moment path* (:func:`train_feature`, late-fusion leaky-ReLU nets with scalar
+  modalities and no bias): the rows are the 2K inputs ±1 of one modality each; the output
+  error of row (k, ±) is the error moment of the feature relu(±x_k) (theory.md §6.11).
+- *Gram-state path* (:func:`train_gram`, two-layer linear nets): the exact map of
+  (W_tot, W¹ᵀW¹, W²W²ᵀ) per modality (theory.md §6.10); no weights at all.
 
-Every product is written so that its innermost loop either runs over contiguous memory
-without a reduction (an axpy, which vectorises without reassociating sums) or is a dot
-product with four fixed partial sums. Loop orders depend only on shapes, and sums over
-samples run in a fixed order (fixed sample groups, summed in group order), so a run gives
-the same bits whether it is trained alone, in parallel groups, or inside a batch.
+Every loop's order depends only on shapes, and sums over samples run in a fixed order
+(fixed chunks inside fixed sample groups, the groups summed in group order), so a run gives
+the same bits whether it is trained alone, in parallel groups, on any number of threads, or
+inside a batch. BLAS calls run single-threaded (the engine sets it), one per task.
 """
 import os
 
-# The sample path opens parallel regions every epoch. OpenMP's default busy-waiting makes
-# them many times slower than one thread when other processes use the cores (measured:
+# The sample path opens a parallel region every epoch. OpenMP's default busy-waiting makes
+# it many times slower than one thread when other processes use the cores (measured:
 # 21 ms against 3.3 ms per epoch); passive waiting costs little on an idle machine. Set
 # before numba loads its OpenMP pool; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import ctypes  # noqa: E402
+from collections import namedtuple  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
+# ---------------------------------------------------------------------- table columns, codes
+N_COL, N_UNITS, N_BIAS, N_KIND = 0, 1, 2, 3
+KIND_INPUT, KIND_HIDDEN, KIND_OUTPUT = 0, 1, 2
+E_OFF, E_ROWS, E_COLS, E_SRC, E_DST, E_BLAS = 0, 1, 2, 3, 4, 5
+
 LOSS_MSE, LOSS_EXP, LOSS_LOGISTIC = 0, 1, 2
-STATUS_COMPLETED, STATUS_CONVERGED, STATUS_DIVERGED = 0, 1, 2
-_AXPY_MIN = 8   # below this many outputs, a dot product beats an axpy
+STATUS_COMPLETED, STATUS_CONVERGED, STATUS_DIVERGED, STATUS_PAUSED = 0, 1, 2, 3
+_AXPY_MIN = 8   # below this many columns, a block is read transposed (see fill_transposes)
+
+# ---------------------------------------------------------------------- argument records
+#: The network: node and edge tables (int64), leaky-ReLU slope, biases on/off, loss code.
+Net = namedtuple("Net", "nodes edges n_in n_comp slope bias loss")
+#: What to run. lr, wd : (R,) float64; data_of (R,) int64: each run's data set; n_epochs, record_every : int; tol, blowup : float;
+#: grad_only : bool (evaluate loss and gradient at the current weights into Records.grad).
+Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only")
+#: Records of R runs with room for ``cap`` entries each. epoch (R, cap) int64, loss (R, cap),
+#: w_tot (R, cap, out, D), eg (R, cap), n_rec (R,) int64 (entries written), status (R,) int64,
+#: k (R,) int64 (in: the epoch the weights are at; out: the epoch reached), limit (R,)
+#: (blow-up threshold; NaN: set at this call's first evaluation), grad (R, P) (grad_only).
+Records = namedtuple("Records", "epoch loss w_tot eg n_rec status k limit grad")
+#: Moment-path data (Rd data sets): sxx (Rd, D, D), syx, w_ls (Rd, out, D), loss_min,
+#: half_syy (Rd,), live (n_nodes, rows) bool: which rows of each node can be nonzero.
+#: Every data record ends with the population statistics for E_g: has_pop (Rd,) bool,
+#: sigma (Rd, D, D), w_star (Rd, out, D) (flat: numba's parallel loops take no nested records).
+MomentData = namedtuple("MomentData", "sxx syx w_ls loss_min half_syy live has_pop sigma w_star")
+#: Sample-path data: x (Rd, n*D), y (Rd, n*out) chunk-blocked (chunk c = samples
+#: chunk_lo[c]:chunk_lo[c+1] starts at element D*chunk_lo[c] of x, node blocks of m rows
+#: inside it); group g = chunks group_lo[g]:group_lo[g+1]; inv_n = 1/n; half_syy (Rd,).
+SampleData = namedtuple("SampleData", "x y chunk_lo group_lo inv_n half_syy has_pop sigma w_star")
+#: Feature-moment data: x (2K*K,) the 2K inputs ±e_k as one chunk; F (Rd, 2K, 2K),
+#: q, c_ls (Rd, out, 2K), loss_min, half_syy (Rd,); live (n_nodes, 2K) bool.
+FeatureData = namedtuple("FeatureData", "x F q c_ls loss_min half_syy live has_pop sigma w_star")
+#: Gram-state layout: col (K+1,) input columns of each block (one block for early fusion),
+#: q_off, n_off (K,) offsets of Q_k (d_k x d_k) and N_k (out x out) in a run's state vector
+#: (W_tot (out x D) comes first); out.
+GramNet = namedtuple("GramNet", "col q_off n_off out")
 
 
 def max_threads():
@@ -58,280 +107,371 @@ def set_threads(n):
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
+# ---------------------------------------------------------------------- compilation, BLAS threads
+def signature_of(kernel, args):
+    """The numba signature a call of ``kernel`` with ``args`` dispatches to."""
+    return tuple(numba.typeof(a) for a in args)
+
+
+def is_compiled(kernel, sig):
+    """True when ``sig`` is compiled in this process or stored in numba's cache."""
+    if sig in kernel.overloads:
+        return True
+    try:      # numba's own cache index (the layout of numba 0.5x-0.6x); unknown layouts: assume cached
+        cache = kernel._cache
+        index = cache._cache_file._load_index()
+        return cache._index_key(sig, kernel.targetctx.codegen()) in index
+    except Exception:                       # pragma: no cover - depends on numba internals
+        return True
+
+
+def compile_for(kernel, sig):
+    """Compile (or load from the cache) ``kernel`` for ``sig``."""
+    kernel.compile(sig)
+
+
+class _Blas:
+    """Thread count of the BLAS that numba's np.dot calls (scipy's, through cython_blas)."""
+
+    def __init__(self):
+        self.get = self.set = None
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba uses)
+            with open("/proc/self/maps") as f:
+                paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+            for p in sorted(paths):
+                lib = ctypes.CDLL(p)
+                for prefix in ("scipy_openblas", "openblas"):
+                    if hasattr(lib, prefix + "_set_num_threads") and hasattr(lib, prefix + "_get_num_threads") \
+                            and "numpy" not in p:
+                        self.set = getattr(lib, prefix + "_set_num_threads")
+                        self.get = getattr(lib, prefix + "_get_num_threads")
+                        return
+        except Exception:                    # pragma: no cover - platform without /proc or OpenBLAS
+            pass
+
+    def single(self):
+        """Set one BLAS thread; returns the previous count (or None if unknown)."""
+        if self.set is None:
+            return None
+        old = int(self.get())
+        if old != 1:
+            self.set(1)
+        return old
+
+    def restore(self, old):
+        if old is not None and old != 1:
+            self.set(old)
+
+
+BLAS = _Blas()
+
 # Reductions may be reassociated so that they vectorise (2-3x faster). This flag alone keeps
-# NaN and infinity semantics (unlike the full fast-math set); the summation order it picks is fixed
-# by the compiled code, so results stay reproducible run to run and batch to batch.
+# NaN and infinity semantics (unlike the full fast-math set); the summation order it picks is
+# fixed by the compiled code, so results stay reproducible run to run and batch to batch.
 _REDUCE = {"reassoc"}
 
+# Compile time is what a new user waits for. Helpers called only from compiled code get no
+# Python wrapper, and one-line helpers are inlined into their callers before typing (each
+# separately compiled function costs a pipeline, a wrapper and a code-generation pass).
+# Numba compiles a separate copy of a callee for every constant bool or int argument
+# (Literal types): the kernels pass the drivers' flags as runtime values (``yes``/``no``).
+_inner = njit(cache=True, no_cpython_wrapper=True)
+_tiny = njit(cache=True, inline="always")
 
-@njit(cache=True, fastmath=_REDUCE)
+
+# ---------------------------------------------------------------------- vector primitives
+@njit(cache=True, no_cpython_wrapper=True, fastmath=_REDUCE)
 def _dot(a, b):
-    """a · b for 1-D views of equal length."""
-    s = 0.0
+    """a · b for 1-D views of equal length, in their dtype."""
+    s = a.dtype.type(0)
     for i in range(a.shape[0]):
         s += a[i] * b[i]
     return s
 
 
-@njit(cache=True, fastmath=_REDUCE)
-def _sum(a):
-    """Sum of a 1-D view."""
-    s = 0.0
-    for i in range(a.shape[0]):
-        s += a[i]
-    return s
-
-
-@njit(cache=True)
+@_tiny
 def _axpy(a, x, y):
     """y += a x for 1-D views of equal length (views let the loop vectorise)."""
+    av = y.dtype.type(a)
     for i in range(y.shape[0]):
-        y[i] += a * x[i]
+        y[i] += av * x[i]
 
 
-@njit(cache=True)
+@_tiny
+def _fill(y, v):
+    """y[:] = v (a loop: numba's slice assignment compiles seconds of error formatting)."""
+    vv = y.dtype.type(v)
+    for i in range(y.shape[0]):
+        y[i] = vv
+
+
+@_tiny
+def _copy(x, y):
+    """y[:] = x for 1-D views of equal length."""
+    for i in range(y.shape[0]):
+        y[i] = x[i]
+
+
+@_tiny
+def _block(buf, m, col, units):
+    """The (m, units) block of a sample-major buffer that starts at unit column ``col``."""
+    return buf[m * col:m * (col + units)].reshape(m, units)
+
+
+@_tiny
+def _is_live(live, j, s):
+    """Row s of node j can be nonzero (always, when ``live`` has no columns)."""
+    return live.shape[1] == 0 or live[j, s]
+
+
+@_tiny
+def _node(net, j, xin, A, m):
+    """Block of node j: its rows of the input buffer or of the computed buffer A."""
+    if net.nodes[j, N_KIND] == KIND_INPUT:
+        return _block(xin, m, net.nodes[j, N_COL], net.nodes[j, N_UNITS])
+    return _block(A, m, net.nodes[j, N_COL], net.nodes[j, N_UNITS])
+
+
+@_tiny
+def _node_row(net, j, xin, A, m, s):
+    """Row s of node j's block (in the input buffer or in A), a contiguous 1-D view."""
+    units = net.nodes[j, N_UNITS]
+    a = m * net.nodes[j, N_COL] + s * units
+    if net.nodes[j, N_KIND] == KIND_INPUT:
+        return xin[a:a + units]
+    return A[a:a + units]
+
+
+@_inner
 def fill_transposes(w, wt, edges):
     """wt[block] = transpose of w[block] (cols x rows) for every block with few columns.
 
-    Only blocks with cols < _AXPY_MIN are read transposed (by :func:`forward`'s axpy form
-    and :func:`backward`'s dot form); wide blocks are always read row by row.
+    Only blocks with cols < _AXPY_MIN are read transposed (the forward pass's axpy form and
+    the backward pass's dot form); wider blocks are read row by row.
     """
     for e in range(edges.shape[0]):
-        off, rows, cols = edges[e, 0], edges[e, 1], edges[e, 2]
+        off, rows, cols = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS]
         if cols < _AXPY_MIN:
             for r in range(rows):
                 for c in range(cols):
                     wt[off + c * rows + r] = w[off + r * cols + c]
 
 
-@njit(cache=True)
-def support(nodes, edges, D):
-    """sup[j, d]: input column d reaches node j along some path (structure, not weights).
+# ---------------------------------------------------------------------- forward
+@_inner
+def forward(w, wt, net, xin, A, m, live, T, slope, bias):
+    """Fill every computed node's block of A (m rows): Z = Σ_e S_e W_eᵀ (+ b), then φ.
 
-    With the D basis vectors as inputs (moment path, end-to-end weights), row d of a node
-    with sup[j, d] False is exactly zero, and so is every gradient it would carry: the
-    passes below skip those rows (half the work of late fusion's pre-fusion layers).
+    Parameters
+    ----------
+    w, wt : (P,) weights and :func:`fill_transposes` of them.
+    xin : flat input buffer (m rows of every input node's block).
+    A : flat buffer of computed units, at least m * net.n_comp long.
+    m : rows.
+    live : (n_nodes, >= m) bool: rows that can be nonzero (the others are set to 0); with no
+        columns, every row.
+    T : flat scratch for BLAS products, or None: loops only (no BLAS code compiled).
+    slope : leaky-ReLU slope applied to hidden nodes (1: linear). bias : add biases.
     """
-    sup = np.zeros((nodes.shape[0], D), dtype=np.bool_)
+    nodes, edges = net.nodes, net.edges
+    sl = w.dtype.type(slope)
     for j in range(nodes.shape[0]):
-        if nodes[j, 3] == 0:
-            for d in range(nodes[j, 0], nodes[j, 0] + nodes[j, 1]):
-                sup[j, d] = True
-        for e in range(edges.shape[0]):          # sources precede their node
-            if edges[e, 4] == j:
-                for d in range(D):
-                    sup[j, d] = sup[j, d] or sup[edges[e, 3], d]
-    return sup
-
-
-@njit(cache=True)
-def forward(w, wt, edges, nodes, sup, A, m):
-    """Linear forward pass over the basis vectors: fill every computed node's columns of A[:m].
-
-    A : (m, U), row s the response to the s-th input basis vector (the moment path, and the
-    end-to-end weights of any net); the input columns are filled by the caller. sup is
-    :func:`support`.
-    """
-    for j in range(nodes.shape[0]):
-        c0, units, kind = nodes[j, 0], nodes[j, 1], nodes[j, 3]
-        if kind == 0:
+        kind = nodes[j, N_KIND]
+        if kind == KIND_INPUT:
             continue
-        for s in range(m):
-            for r in range(units):
-                A[s, c0 + r] = 0.0
-        for e in range(edges.shape[0]):
-            if edges[e, 4] != j:
-                continue
-            off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
-            sc0 = nodes[src, 0]
-            if cols < _AXPY_MIN:
-                for s in range(m):
-                    z = A[s, c0:c0 + rows]                       # (rows,)
-                    a_src = A[s, sc0:sc0 + cols]                 # (cols,)
-                    for c in range(cols):
-                        if a_src[c] != 0.0:                      # exact: skips adding 0·W
-                            _axpy(a_src[c], wt[off + c * rows:off + (c + 1) * rows], z)
-            else:
-                for s in range(m):
-                    if not sup[src, s]:                          # an exactly zero source row
-                        continue
-                    a_src = A[s, sc0:sc0 + cols]
-                    for r in range(rows):
-                        A[s, c0 + r] += _dot(a_src, w[off + r * cols:off + (r + 1) * cols])
-
-
-@njit(cache=True)
-def backward(w, wt, edges, nodes, sup, A, Dl, m, target, coef, decay):
-    """Sample-major backward pass of a linear net (the moment path).
-
-    Adds ``coef`` times the loss gradient to ``target``: either a gradient buffer
-    (coef 1, decay 0), or the weights themselves (target is w, coef −lr): the update is
-    then fused into the pass, each block updated right after its error has been sent
-    down with its old weights, and first multiplied by (1 − decay) for weight decay.
-
-    Dl : (m_max, U) errors, same layout as A; the output node's columns filled. Rows s
-    outside a source's support (sup[src, s] False) carry no gradient and are skipped.
-    """
-    out = nodes.shape[0] - 1
-    for s in range(m):
-        for j in range(out):
-            if nodes[j, 3] != 0:
-                for r in range(nodes[j, 1]):
-                    Dl[s, nodes[j, 0] + r] = 0.0
-    for j in range(out, -1, -1):
-        c0, kind = nodes[j, 0], nodes[j, 3]
-        if kind == 0:
-            continue
-        for e in range(edges.shape[0]):
-            if edges[e, 4] != j:
-                continue
-            off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
-            sc0 = nodes[src, 0]
-            pass_down = nodes[src, 3] != 0
-            if cols < _AXPY_MIN:                           # narrow block: work column by column
-                if pass_down:                              # Dl[s, src] = W^T Dl[s, j]
-                    for s in range(m):
-                        if not sup[src, s]:
-                            continue
-                        d = Dl[s, c0:c0 + rows]
-                        for c in range(cols):
-                            Dl[s, sc0 + c] += _dot(d, wt[off + c * rows:off + (c + 1) * rows])
-                if decay != 0.0:
-                    for i in range(off, off + rows * cols):
-                        target[i] -= decay * target[i]
-                for s in range(m):
-                    for c in range(cols):
-                        a = coef * A[s, sc0 + c]
-                        if a == 0.0:
-                            continue
-                        if cols == 1:                      # a single column is contiguous
-                            _axpy(a, Dl[s, c0:c0 + rows], target[off:off + rows])
-                        else:
-                            for r in range(rows):
-                                target[off + r * cols + c] += a * Dl[s, c0 + r]
-                continue
-            for r in range(rows):                          # wide block: one pass, row by row
-                w_row = w[off + r * cols:off + (r + 1) * cols]
-                t_row = target[off + r * cols:off + (r + 1) * cols]
-                if pass_down:
-                    for s in range(m):
-                        if sup[src, s] and Dl[s, c0 + r] != 0.0:
-                            _axpy(Dl[s, c0 + r], w_row, Dl[s, sc0:sc0 + cols])
-                if decay != 0.0:
-                    for c in range(cols):
-                        t_row[c] -= decay * t_row[c]
-                for s in range(m):
-                    if sup[src, s] and Dl[s, c0 + r] != 0.0:
-                        _axpy(coef * Dl[s, c0 + r], A[s, sc0:sc0 + cols], t_row)
-
-
-@njit(cache=True)
-def _accumulate(first, last, b, wv, x, z, a, slope):
-    """One term of a feature-major sum, fused with its neighbours' passes.
-
-    z = (b if first else z) + wv·x, then, if ``last`` and slope != 1, either the leaky ReLU
-    (``a`` is None: forward) or its derivative at the activations ``a`` (backward). A sum
-    of one term (first and last) is a single pass.
-    """
-    act = last and slope != 1.0
-    if first and act:
-        if a is None:
-            for s in range(z.shape[0]):
-                v = b + wv * x[s]
-                z[s] = v if v >= 0.0 else slope * v
-        else:
-            for s in range(z.shape[0]):
-                v = b + wv * x[s]
-                z[s] = v if a[s] > 0.0 else slope * v
-        return
-    if first:
-        for s in range(z.shape[0]):
-            z[s] = b + wv * x[s]
-    elif wv != 0.0:                                              # exact: skips adding 0·x
-        _axpy(wv, x, z)
-    if act:
-        if a is None:
-            for s in range(z.shape[0]):
-                if z[s] < 0.0:
-                    z[s] *= slope
-        else:
-            for s in range(z.shape[0]):
-                if not a[s] > 0.0:
-                    z[s] *= slope
-
-
-@njit(cache=True)
-def _last_edge(edges, j):
-    last = -1
-    for e in range(edges.shape[0]):
-        if edges[e, 4] == j:
-            last = e
-    return last
-
-
-@njit(cache=True)
-def forward_fm(w, edges, nodes, A, m, slope, use_bias):
-    """Feature-major forward pass over a chunk of samples (the sample path).
-
-    A : (U, m_max), one row per unit, one column per sample; input rows filled by the
-    caller. Each row is built in place (bias plus one axpy per incoming weight) and
-    activated in the same pass as its last term, while it is in cache.
-    """
-    for j in range(nodes.shape[0]):
-        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
-        if kind == 0:
-            continue
-        e_last = _last_edge(edges, j)
-        act = slope if kind == 1 else 1.0
-        for r in range(units):
-            z = A[c0 + r, :m]                                    # (m,)
-            b = w[boff + r] if (use_bias and boff >= 0) else 0.0
-            first = True
-            for e in range(e_last + 1):
-                if edges[e, 4] != j:
+        units = nodes[j, N_UNITS]
+        zb = m * nodes[j, N_COL]
+        written = False
+        if T is not None:                                   # wide blocks: BLAS products
+            for e in range(edges.shape[0]):
+                if edges[e, E_DST] != j or edges[e, E_BLAS] == 0:
                     continue
-                off, cols, sc0 = edges[e, 0], edges[e, 2], nodes[edges[e, 3], 0]
-                for c in range(cols):
-                    _accumulate(first, e == e_last and c == cols - 1, b, w[off + r * cols + c],
-                                A[sc0 + c, :m], z, None, act)
-                    first = False
+                off, rows, cols = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS]
+                S = _node(net, edges[e, E_SRC], xin, A, m)
+                W2 = w[off:off + rows * cols].reshape(rows, cols)
+                if not written:
+                    np.dot(S, W2.T, out=A[zb:zb + m * units].reshape(m, units))
+                    written = True
+                else:
+                    np.dot(S, W2.T, out=T[:m * rows].reshape(m, rows))
+                    _axpy(1.0, T[:m * rows], A[zb:zb + m * units])
+        boff = nodes[j, N_BIAS]
+        has_b = bias and boff >= 0
+        act = kind == KIND_HIDDEN and slope != 1.0
+        for s in range(m):                                   # one row at a time, in cache
+            z = A[zb + s * units:zb + (s + 1) * units]
+            if not _is_live(live, j, s):
+                _fill(z, 0.0)
+                continue
+            if not written:
+                _fill(z, 0.0)
+            if has_b:
+                _axpy(1.0, w[boff:boff + units], z)
+            for e in range(edges.shape[0]):
+                if edges[e, E_DST] != j or (T is not None and edges[e, E_BLAS] != 0):
+                    continue
+                src = edges[e, E_SRC]
+                if not _is_live(live, src, s):
+                    continue
+                off, rows, cols = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS]
+                a_src = _node_row(net, src, xin, A, m, s)
+                if cols < _AXPY_MIN:                         # z += Σ_c a[c] W[:, c]
+                    for c in range(cols):
+                        if a_src[c] != 0.0:                  # exact: skips adding 0·W
+                            _axpy(a_src[c], wt[off + c * rows:off + (c + 1) * rows], z)
+                else:                                        # z[r] += W[r, :] · a
+                    for r in range(rows):
+                        z[r] += _dot(a_src, w[off + r * cols:off + (r + 1) * cols])
+            if act:
+                for r in range(units):
+                    if z[r] < 0.0:
+                        z[r] *= sl
 
 
-@njit(cache=True)
-def backward_fm(w, edges, nodes, A, Dl, m, slope, use_bias, g):
-    """Feature-major backward pass over a chunk; accumulates weight gradients into g.
+# ---------------------------------------------------------------------- backward
+@_inner
+def backward(w, wt, net, xin, A, Dl, Din, m, live, T, target, coef, decay, first, propagate, slope):
+    """Backward pass over m rows: send errors down and/or accumulate the weight gradient.
 
-    Dl : (U, m_max) errors dL/dZ; the output node's rows filled by the caller. Every
-    computed node feeds exactly one edge (true of the whole FusionNet family), so each
-    source row is written once, complete, and multiplied by φ' in the same pass.
+    Dl holds dL/dZ of every computed node (same layout as A); the output node's block is
+    filled by the caller and never written here.
+
+    Parameters
+    ----------
+    Din : flat buffer for the errors at the input nodes (their blocks of m rows), or empty.
+    live : as in :func:`forward`.
+    T : flat scratch for BLAS products, or None (loops only).
+    target : (P,) buffer that receives ``coef`` x the gradient, or empty (send errors only).
+        With target = w (coef = −lr, decay = lr·λ) the update is fused into the pass: each
+        block is first multiplied by (1 − decay) and updated after its error was sent down
+        with its old weights.
+    first : the first chunk of a sample group (BLAS blocks then overwrite the gradient).
+    propagate : send errors down (False: Dl is already complete for every node).
+    slope : φ' of hidden nodes (1 for linear passes; from the activations in A).
     """
+    nodes, edges = net.nodes, net.edges
+    dt = w.dtype.type
+    sl = dt(slope)
+    cf = dt(coef)
+    keep = dt(1.0) - dt(decay)
+    grad = target.shape[0] > 0
     for j in range(nodes.shape[0] - 1, -1, -1):
-        c0, units, boff, kind = nodes[j, 0], nodes[j, 1], nodes[j, 2], nodes[j, 3]
-        if kind == 0:
+        if nodes[j, N_KIND] == KIND_INPUT:
             continue
-        if use_bias and boff >= 0:
-            for r in range(units):
-                g[boff + r] += _sum(Dl[c0 + r, :m])
+        units = nodes[j, N_UNITS]
+        jb = m * nodes[j, N_COL]
+        boff = nodes[j, N_BIAS]
+        if grad and net.bias and boff >= 0:
+            gb = target[boff:boff + units]
+            if decay != 0.0:
+                for i in range(units):
+                    gb[i] *= keep
+            for s in range(m):
+                if _is_live(live, j, s):
+                    _axpy(cf, Dl[jb + s * units:jb + (s + 1) * units], gb)
         for e in range(edges.shape[0]):
-            if edges[e, 4] != j:
+            if edges[e, E_DST] != j:
                 continue
-            off, rows, cols, src = edges[e, 0], edges[e, 1], edges[e, 2], edges[e, 3]
-            sc0 = nodes[src, 0]
-            for r in range(rows):
-                d = Dl[c0 + r, :m]
-                for c in range(cols):
-                    g[off + r * cols + c] += _dot(d, A[sc0 + c, :m])
-            if nodes[src, 3] == 0:
+            off, rows, cols, src = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS], edges[e, E_SRC]
+            to_input = nodes[src, N_KIND] == KIND_INPUT
+            down = propagate and (not to_input or Din.shape[0] > 0)
+            act = down and nodes[src, N_KIND] == KIND_HIDDEN and slope != 1.0
+            sb = m * nodes[src, N_COL]
+            Db = Din if to_input else Dl                     # where the source's errors go
+            if T is not None:
+                if edges[e, E_BLAS] != 0:                    # wide block: BLAS products
+                    W2 = w[off:off + rows * cols].reshape(rows, cols)
+                    Dj = Dl[jb:jb + m * rows].reshape(m, rows)
+                    S = _node(net, src, xin, A, m)
+                    if down:                                 # every computed node feeds one edge
+                        np.dot(Dj, W2, out=Db[sb:sb + m * cols].reshape(m, cols))
+                    if grad:
+                        G2 = target[off:off + rows * cols].reshape(rows, cols)
+                        if first:
+                            np.dot(Dj.T, S, out=G2)
+                        else:
+                            np.dot(Dj.T, S, out=T[:rows * cols].reshape(rows, cols))
+                            _axpy(1.0, T[:rows * cols], target[off:off + rows * cols])
+                    if act:
+                        for i in range(m * cols):
+                            if not A[sb + i] > 0.0:
+                                Dl[sb + i] *= sl
+                    continue
+            if down:                                         # Ds = (Dj W) ⊙ φ'(S), old weights
+                for s in range(m):
+                    d = Db[sb + s * cols:sb + (s + 1) * cols]
+                    if not _is_live(live, src, s):
+                        _fill(d, 0.0)
+                        continue
+                    dj = Dl[jb + s * rows:jb + (s + 1) * rows]
+                    if cols < _AXPY_MIN:
+                        for c in range(cols):
+                            d[c] = _dot(dj, wt[off + c * rows:off + (c + 1) * rows])
+                    else:
+                        _fill(d, 0.0)
+                        for r in range(rows):
+                            if dj[r] != 0.0:
+                                _axpy(dj[r], w[off + r * cols:off + (r + 1) * cols], d)
+                    if act:
+                        a = A[sb + s * cols:sb + (s + 1) * cols]
+                        for c in range(cols):
+                            if not a[c] > 0.0:
+                                d[c] *= sl
+            if not grad:
                 continue
-            for c in range(cols):                                # Dl[src] = φ'(A[src]) · Wᵀ Dl[j]
-                for r in range(rows):
-                    _accumulate(r == 0, r == rows - 1, 0.0, w[off + r * cols + c], Dl[c0 + r, :m],
-                                Dl[sc0 + c, :m], A[sc0 + c, :m], slope)
+            if decay != 0.0:
+                for i in range(off, off + rows * cols):
+                    target[i] *= keep
+            for s in range(m):                               # target[block] += coef Djᵀ S
+                if not _is_live(live, src, s):
+                    continue
+                dj = Dl[jb + s * rows:jb + (s + 1) * rows]
+                a = _node_row(net, src, xin, A, m, s)
+                if cols == 1:                                # one column is contiguous
+                    if a[0] != 0.0:
+                        _axpy(cf * a[0], dj, target[off:off + rows])
+                elif cols < _AXPY_MIN:
+                    for c in range(cols):
+                        ac = cf * a[c]
+                        if ac != 0.0:
+                            for r in range(rows):
+                                target[off + r * cols + c] += ac * dj[r]
+                else:
+                    for r in range(rows):
+                        if dj[r] != 0.0:
+                            _axpy(cf * dj[r], a, target[off + r * cols:off + (r + 1) * cols])
 
 
-@njit(cache=True)
+@_inner
+def end_to_end(w, wt, net, Dl, Din, T, none, out_wtot):
+    """out_wtot (out, D) = W_tot: the identity rows sent backward through the linear net.
+
+    Products of weights along each path, ignoring φ and biases (bookkeeping for ReLU nets).
+    Dl, Din : scratch of at least out * n_comp and out * n_in elements. none : (n_nodes, 0)
+    bool and (0,) weights-dtype arrays' stand-ins: a table with no columns.
+    """
+    n_out = out_wtot.shape[0]
+    last = net.nodes.shape[0] - 1
+    Do = _block(Dl, n_out, net.nodes[last, N_COL], n_out)
+    for i in range(n_out):
+        for o in range(n_out):
+            Do[i, o] = 1.0 if i == o else 0.0
+    yes = n_out > 0                             # a runtime True (see _inner)
+    backward(w, wt, net, Din, Dl, Dl, Din, n_out, none, T, Dl[:0], 0.0, 0.0, yes, yes, 1.0)
+    for j in range(net.nodes.shape[0]):
+        if net.nodes[j, N_KIND] == KIND_INPUT:
+            c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
+            B = _block(Din, n_out, c0, units)
+            for o in range(n_out):
+                for c in range(units):
+                    out_wtot[o, c0 + c] = B[o, c]
+
+
+# ---------------------------------------------------------------------- losses, records, stopping
+@_inner
 def _output_error(loss_kind, yhat, y, inv_n):
-    """Per-sample, per-output loss and its derivative dℓ/dŷ, both scaled by 1/n."""
+    """Per-sample, per-output loss and its derivative dℓ/dŷ, both scaled by 1/n (float64)."""
     if loss_kind == LOSS_MSE:
         d = yhat - y
         return 0.5 * d * d * inv_n, d * inv_n
@@ -349,76 +489,30 @@ def _output_error(loss_kind, yhat, y, inv_n):
     return ell * inv_n, -y * sig * inv_n
 
 
-@njit(cache=True)
-def sample_grad(w, edges, nodes, Xt, Yt, start, stop, chunk, A, Dl, g,
-                slope, use_bias, loss_kind, inv_n):
-    """Loss and gradient (into g) of samples start..stop, chunk by chunk, feature-major.
-
-    Xt : (D, n), Yt : (out, n); A, Dl : (U, chunk). Returns the sum of the samples'
-    losses times inv_n.
-    """
-    D = Xt.shape[0]
-    n_out = Yt.shape[0]
-    oc = nodes[nodes.shape[0] - 1, 0]
-    total = 0.0
-    for s0 in range(start, stop, chunk):
-        m = min(chunk, stop - s0)
-        for d in range(D):
-            A[d, :m] = Xt[d, s0:s0 + m]
-        forward_fm(w, edges, nodes, A, m, slope, use_bias)
-        for o in range(n_out):
-            for s in range(m):
-                ell, dl = _output_error(loss_kind, A[oc + o, s], Yt[o, s0 + s], inv_n)
-                total += ell
-                Dl[oc + o, s] = dl
-        backward_fm(w, edges, nodes, A, Dl, m, slope, use_bias, g)
-    return total
-
-
-@njit(cache=True)
-def moment_forward(w, wt, edges, nodes, sup, sxx, syx, w_ls, loss_min, A, Dl):
-    """Loss of a linear net from the moments; leaves W_totᵀ in A and the output error in Dl.
+@_inner
+def _moment_loss(wtot, sxx, syx, w_ls, loss_min, G):
+    """Loss of W_tot from the moments; G (out, D) = W_tot Σxx − Σyx, the gradient in W_tot.
 
     Loss = L_min + ½ tr((W_tot − W_ls) Σxx (W_tot − W_ls)ᵀ), with W_ls the least-squares
     solution and L_min its loss: the same quadratic as ½<y²> − tr(W_tot Σyxᵀ) +
-    ½ tr(W_tot Σxx W_totᵀ), but without its cancellation near the minimum (where that form
-    rounds to ±1e-16 and can come out negative). Output error (W_tot Σxx − Σyx)ᵀ.
-    A, Dl : (D, U); wt must hold the narrow blocks' transposes.
+    ½ tr(W_tot Σxx W_totᵀ), without its cancellation near the minimum (where that form
+    rounds to ±1e-16 and can come out negative).
     """
-    D = sxx.shape[0]
-    n_out = syx.shape[0]
-    oc = nodes[nodes.shape[0] - 1, 0]
-    for s in range(D):
-        for d in range(D):
-            A[s, d] = 1.0 if s == d else 0.0
-    forward(w, wt, edges, nodes, sup, A, D)              # A[s, oc+o] = W_tot[o, s]
+    n_out, D = wtot.shape
     acc = 0.0
     for o in range(n_out):
         for s in range(D):
             r = -syx[o, s]
             q = 0.0
             for d in range(D):
-                r += sxx[s, d] * A[d, oc + o]
-                q += sxx[s, d] * (A[d, oc + o] - w_ls[o, d])
-            Dl[s, oc + o] = r                             # (W_tot Σxx − Σyx)[o, s]
-            acc += (A[s, oc + o] - w_ls[o, s]) * q
+                r += wtot[o, d] * sxx[d, s]
+                q += sxx[s, d] * (wtot[o, d] - w_ls[o, d])
+            G[o, s] = r
+            acc += (wtot[o, s] - w_ls[o, s]) * q
     return loss_min + 0.5 * acc
 
 
-@njit(cache=True)
-def end_to_end(w, wt, edges, nodes, sup, A, D, out_wtot):
-    """out_wtot[o, d] = W_tot[o, d]: the product of weights along each path (no φ, no bias)."""
-    for s in range(D):
-        for d in range(D):
-            A[s, d] = 1.0 if s == d else 0.0
-    forward(w, wt, edges, nodes, sup, A, D)
-    oc = nodes[nodes.shape[0] - 1, 0]
-    for o in range(out_wtot.shape[0]):
-        for d in range(D):
-            out_wtot[o, d] = A[d, oc + o]
-
-
-@njit(cache=True)
+@_inner
 def _gen_error(wtot, sigma, w_star):
     """½ Σ_o (W_tot − W*)[o] Σ (W_tot − W*)[o]ᵀ."""
     D = sigma.shape[0]
@@ -433,166 +527,444 @@ def _gen_error(wtot, sigma, w_star):
     return 0.5 * total
 
 
-@njit(cache=True)
-def _record(r, k, loss, wtot, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec):
-    """Append epoch k's loss, W_tot and (when has_pop) E_g to run r's records."""
-    i = n_rec[r]
-    rec_epoch[r, i] = k
-    rec_loss[r, i] = loss
-    rec_wtot[r, i] = wtot
-    rec_eg[r, i] = _gen_error(wtot, sigma, w_star) if has_pop else np.nan
-    n_rec[r] = i + 1
+@_inner
+def _decide(sched, rec, r, k, loss, half_syy):
+    """(record?, status or -1 to go on) for run r at epoch k with this loss.
+
+    Diverged: non-finite, or above ``blowup`` x max(first loss of the run, ½<|y|²>)
+    (the threshold is fixed at the run's first evaluation and kept across pauses).
+    Paused: a record is due but the buffer is full (the caller resumes from these weights).
+    """
+    lim = rec.limit[r]
+    if np.isnan(lim):
+        lim = np.inf if sched.blowup == np.inf else sched.blowup * max(loss, half_syy)
+        rec.limit[r] = lim
+    if not np.isfinite(loss) or loss > lim:
+        st = STATUS_DIVERGED
+    elif sched.tol > 0.0 and loss < sched.tol:   # tol 0: never (a loss at rounding level may be < 0)
+        st = STATUS_CONVERGED
+    elif k >= sched.n_epochs or sched.grad_only:
+        st = STATUS_COMPLETED
+    else:
+        st = -1
+    record = st >= 0 or k % sched.record_every == 0
+    if record and rec.n_rec[r] == rec.loss.shape[1]:
+        return False, STATUS_PAUSED
+    return record, st
 
 
-@njit(cache=True)
-def _step(w, grad, lr, wd):
-    for i in range(w.shape[0]):
-        w[i] -= lr * (grad[i] + wd * w[i])
+@_inner
+def _record(rec, r, k, loss, wtot, data, q):
+    """Append epoch k's loss, W_tot and (when the data have population statistics) E_g."""
+    i = rec.n_rec[r]
+    rec.epoch[r, i] = k
+    rec.loss[r, i] = loss
+    dst = rec.w_tot[r, i]
+    for o in range(wtot.shape[0]):
+        for d in range(wtot.shape[1]):
+            dst[o, d] = wtot[o, d]
+    rec.eg[r, i] = _gen_error(wtot, data.sigma[q], data.w_star[q]) if data.has_pop[q] else np.nan
+    rec.n_rec[r] = i + 1
 
 
-@njit(cache=True)
-def _decide(k, loss, n_epochs, record_every, tol):
-    """(record?, status or -1 to continue) at epoch k with current loss."""
-    if not np.isfinite(loss):
-        return True, STATUS_DIVERGED
-    if tol > 0.0 and loss < tol:                 # tol 0: never (a loss at rounding level may be < 0)
-        return True, STATUS_CONVERGED
-    if k == n_epochs:
-        return True, STATUS_COMPLETED
-    return k % record_every == 0, -1
+# ---------------------------------------------------------------------- moment path
+@njit(cache=True, nogil=True)
+def train_moment(net, sched, data, rec, W):
+    """Train R linear nets on the moment path, run after run.
 
-
-@njit(parallel=True, cache=True)
-def train_moments(W, sxx, syx, w_ls, loss_min, lr, wd, edges, nodes, n_units, n_epochs, record_every,
-                  tol, has_pop, sigma, w_star, rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
-    """Train R linear nets on the moment path, one run per parallel task.
-
-    W : (R, P) initial weights, overwritten with the final ones. sxx : (Rd, D, D),
-    syx, w_ls : (Rd, out, D), loss_min, has_pop : (Rd,), sigma : (Rd, D, D),
-    w_star : (Rd, out, D) with Rd in {1, R}. lr, wd : (R,). Records go to rec_*
-    (R, n_max, ...); n_rec, status : (R,).
+    Parameters
+    ----------
+    net : Net (slope 1, no bias).
+    sched : Schedule.
+    data : MomentData with Rd in {1, R} data sets; ``live`` (n_nodes, D) is the support
+        table when D <= out (basis rows), all True (n_nodes, out) otherwise.
+    rec : Records (R, cap).
+    W : (R, P) float64, the weights at epoch rec.k[r]; overwritten with the last ones.
     """
     R, P = W.shape
-    D = sxx.shape[1]
-    n_out = syx.shape[1]
-    Rd = sxx.shape[0]
-    for r in prange(R):
-        q = min(np.int64(r), Rd - 1)
+    n_out, D = data.syx.shape[1], data.syx.shape[2]
+    by_error = D > n_out                       # propagate the out error rows, not D basis rows
+    m = n_out if by_error else D
+    last = net.nodes.shape[0] - 1
+    oc = net.nodes[last, N_COL]
+    wt = np.empty(P)
+    A = np.empty(m * net.n_comp)
+    Dl = np.zeros(m * net.n_comp)
+    xin = np.zeros(m * D)
+    Din = np.empty(m * D)
+    wtot = np.empty((n_out, D))
+    G = np.empty((n_out, D))
+    none = np.empty(0)                         # no input errors / no gradient
+    yes, no = R > 0, R < 0                      # runtime booleans (see _inner)
+    for r in range(R):
+        q = sched.data_of[r]
         w = W[r]
-        wt = np.empty(P)
-        A = np.empty((D, n_units))
-        Dl = np.empty((D, n_units))
-        wtot = np.empty((n_out, D))
-        oc = nodes[nodes.shape[0] - 1, 0]
-        sup = support(nodes, edges, D)
-        for k in range(n_epochs + 1):
-            fill_transposes(w, wt, edges)
-            loss = moment_forward(w, wt, edges, nodes, sup, sxx[q], syx[q], w_ls[q], loss_min[q], A, Dl)
-            rec, st = _decide(k, loss, n_epochs, record_every, tol)
-            if rec:
+        target = rec.grad[r] if sched.grad_only else w
+        coef = 1.0 if sched.grad_only else -sched.lr[r]
+        decay = 0.0 if sched.grad_only else sched.lr[r] * sched.wd[r]
+        Do = _block(Dl, m, oc, n_out)
+        if by_error:                            # backward seed: the identity (out x out)
+            for i in range(m):
+                for o in range(n_out):
+                    Do[i, o] = 1.0 if i == o else 0.0
+        else:                                   # forward seed: the identity (D x D)
+            for j in range(last + 1):
+                if net.nodes[j, N_KIND] == KIND_INPUT:
+                    c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
+                    B = _block(xin, m, c0, units)
+                    for i in range(m):
+                        for c in range(units):
+                            B[i, c] = 1.0 if i == c0 + c else 0.0
+        k = rec.k[r]
+        while True:
+            fill_transposes(w, wt, net.edges)
+            if by_error:                        # W_tot at the input nodes
+                backward(w, wt, net, xin, A, Dl, Din, m, data.live, None, none, 0.0, 0.0, yes, yes, 1.0)
+                for j in range(last + 1):
+                    if net.nodes[j, N_KIND] == KIND_INPUT:
+                        c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
+                        B = _block(Din, m, c0, units)
+                        for o in range(n_out):
+                            for c in range(units):
+                                wtot[o, c0 + c] = B[o, c]
+            else:                               # W_tot at the output node
+                forward(w, wt, net, xin, A, m, data.live, None, 1.0, no)
+                Ao = _block(A, m, oc, n_out)
                 for o in range(n_out):
                     for d in range(D):
-                        wtot[o, d] = A[d, oc + o]
-                _record(r, k, loss, wtot, has_pop[q], sigma[q], w_star[q],
-                        rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
-            if st >= 0:
-                status[r] = st
+                        wtot[o, d] = Ao[d, o]
+            loss = _moment_loss(wtot, data.sxx[q], data.syx[q], data.w_ls[q], data.loss_min[q], G)
+            record, st = _decide(sched, rec, r, k, loss, data.half_syy[q])
+            if record:
+                _record(rec, r, k, loss, wtot, data, q)
+            if st >= 0 and not sched.grad_only:
+                rec.status[r] = st
                 break
-            backward(w, wt, edges, nodes, sup, A, Dl, D, w, -lr[r], lr[r] * wd[r])
+            if by_error:                        # send G forward, then the outer products
+                for j in range(last + 1):
+                    if net.nodes[j, N_KIND] == KIND_INPUT:
+                        c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
+                        B = _block(xin, m, c0, units)
+                        for o in range(n_out):
+                            for c in range(units):
+                                B[o, c] = G[o, c0 + c]
+                forward(w, wt, net, xin, A, m, data.live, None, 1.0, no)
+                backward(w, wt, net, xin, A, Dl, none, m, data.live, None, target, coef, decay,
+                         yes, no, 1.0)
+            else:                               # send Gᵀ backward with the update fused in
+                for i in range(m):
+                    for o in range(n_out):
+                        Do[i, o] = G[o, i]
+                backward(w, wt, net, xin, A, Dl, none, m, data.live, None, target, coef, decay,
+                         yes, yes, 1.0)
+            if sched.grad_only:
+                rec.status[r] = st
+                break
+            k += 1
+        rec.k[r] = k
 
 
-@njit(parallel=True, cache=True)
-def train_samples(W, Xt, Yt, lr, wd, edges, nodes, n_units, slope, use_bias, loss_kind,
-                  n_groups, chunk, n_threads, n_epochs, record_every, tol, has_pop, sigma, w_star,
-                  rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec, status):
-    """Train R nets on their samples; every (run, sample group) pair is a parallel task.
+# ---------------------------------------------------------------------- Gram-state path
+@njit(cache=True, nogil=True)
+def train_gram(gnet, sched, data, rec, S):
+    """Train R two-layer linear nets through their exact Gram-state map, run after run.
 
-    Xt : (Rd, D, n), Yt : (Rd, out, n) feature-major, Rd in {1, R}. The n samples are
-    split into ``n_groups`` fixed contiguous groups (has_pop : (Rd,)); their gradients are summed in group
-    order, so results do not depend on the number of threads or on R. ``n_threads``
-    bounds the thread ids (per-thread scratch); pass :func:`max_threads`.
+    Per block b (a modality for late fusion, all inputs for early fusion), with
+    g = Σyx − W_tot Σxx, c = 1 − η λ, one GD step maps (W_b = W_tot[:, b], Q_b, N_b) to
+
+        W_b ← c² W_b + c η (N_b g_b + g_b Q_b) + η² g_b W_bᵀ g_b
+        Q_b ← c² Q_b + c η (g_bᵀ W_b + W_bᵀ g_b) + η² g_bᵀ N_b g_b
+        N_b ← c² N_b + c η (W_b g_bᵀ + g_b W_bᵀ) + η² g_b Q_b g_bᵀ
+
+    exactly (theory.md §6.10), for any width and number of samples.
+
+    Parameters
+    ----------
+    gnet : GramNet.
+    sched : Schedule (grad_only unsupported: there are no weights).
+    data : MomentData (``live`` unused).
+    rec : Records.
+    S : (R, n_state) float64 states at epoch rec.k[r]: W_tot (out x D), then Q_b, N_b.
+    """
+    R = S.shape[0]
+    n_out, D = data.syx.shape[1], data.syx.shape[2]
+    K = gnet.col.shape[0] - 1
+    dmax = 0
+    for b in range(K):
+        dmax = max(dmax, gnet.col[b + 1] - gnet.col[b])
+    G = np.empty((n_out, D))
+    Wn = np.empty((n_out, D))
+    Qn = np.empty(dmax * dmax)
+    Nn = np.empty(n_out * n_out)
+    M = np.empty((n_out, n_out))              # g_b W_bᵀ
+    T1 = np.empty((n_out, dmax))              # N_b g_b
+    T2 = np.empty((n_out, dmax))              # g_b Q_b
+    for r in range(R):
+        q = sched.data_of[r]
+        st_r = S[r]
+        wtot = st_r[:n_out * D].reshape(n_out, D)
+        eta = sched.lr[r]
+        c = 1.0 - eta * sched.wd[r]
+        c2, ce, e2 = c * c, c * eta, eta * eta
+        k = rec.k[r]
+        while True:
+            loss = _moment_loss(wtot, data.sxx[q], data.syx[q], data.w_ls[q], data.loss_min[q], G)
+            record, st = _decide(sched, rec, r, k, loss, data.half_syy[q])
+            if record:
+                _record(rec, r, k, loss, wtot, data, q)
+            if st >= 0:
+                rec.status[r] = st
+                break
+            for b in range(K):
+                c0 = gnet.col[b]
+                d = gnet.col[b + 1] - c0
+                Q = st_r[gnet.q_off[b]:gnet.q_off[b] + d * d].reshape(d, d)
+                N = st_r[gnet.n_off[b]:gnet.n_off[b] + n_out * n_out].reshape(n_out, n_out)
+                for o in range(n_out):           # g = −G; M = g Wᵀ, T1 = N g, T2 = g Q
+                    for p in range(n_out):
+                        acc = 0.0
+                        for i in range(d):
+                            acc -= G[o, c0 + i] * wtot[p, c0 + i]
+                        M[o, p] = acc
+                    for i in range(d):
+                        t1 = 0.0
+                        for p in range(n_out):
+                            t1 -= N[o, p] * G[p, c0 + i]
+                        T1[o, i] = t1
+                        t2 = 0.0
+                        for a in range(d):
+                            t2 -= G[o, c0 + a] * Q[a, i]
+                        T2[o, i] = t2
+                for o in range(n_out):           # W_b ← c² W_b + cη (T1 + T2) + η² M g
+                    for i in range(d):
+                        mg = 0.0
+                        for p in range(n_out):
+                            mg -= M[o, p] * G[p, c0 + i]
+                        Wn[o, c0 + i] = c2 * wtot[o, c0 + i] + ce * (T1[o, i] + T2[o, i]) + e2 * mg
+                for a in range(d):               # Q_b ← c² Q + cη (gᵀW + Wᵀg) + η² gᵀ T1
+                    for i in range(d):
+                        gw = 0.0
+                        gt = 0.0
+                        for o in range(n_out):
+                            gw -= G[o, c0 + a] * wtot[o, c0 + i] + wtot[o, c0 + a] * G[o, c0 + i]
+                            gt -= G[o, c0 + a] * T1[o, i]
+                        Qn[a * d + i] = c2 * Q[a, i] + ce * gw + e2 * gt
+                for o in range(n_out):           # N_b ← c² N + cη (M + Mᵀ) + η² T2 gᵀ
+                    for p in range(n_out):
+                        tg = 0.0
+                        for i in range(d):
+                            tg -= T2[o, i] * G[p, c0 + i]
+                        Nn[o * n_out + p] = c2 * N[o, p] + ce * (M[o, p] + M[p, o]) + e2 * tg
+                for a in range(d):
+                    for i in range(d):
+                        Q[a, i] = Qn[a * d + i]
+                for o in range(n_out):
+                    for p in range(n_out):
+                        N[o, p] = Nn[o * n_out + p]
+            for o in range(n_out):
+                for i in range(D):
+                    wtot[o, i] = Wn[o, i]
+            k += 1
+        rec.k[r] = k
+
+
+# ---------------------------------------------------------------------- feature-moment path
+@njit(cache=True, nogil=True)
+def train_feature(net, sched, data, rec, W):
+    """Train R late-fusion leaky-ReLU nets with scalar modalities from feature moments.
+
+    Row i = (k, ±) of the one chunk ``data.x`` is the input ±1 on modality k, 0 elsewhere;
+    by positive homogeneity the output there is the coefficient c_i of the feature
+    f_i = relu(±x_k), ŷ = Σ_i c_i f_i, so the loss is L_min + ½ (c − c_ls)ᵀ F (c − c_ls)
+    per output and row i's output error is (F c − q)_i: the gradient is exactly the
+    sample path's (theory.md §6.11), at the cost of 2K single-input passes.
+
+    Parameters as :func:`train_moment`; data : FeatureData; W float64.
     """
     R, P = W.shape
-    D, n = Xt.shape[1], Xt.shape[2]
-    n_out = Yt.shape[1]
-    Rd = Xt.shape[0]
-    G = n_groups
-    WT = np.empty((R, P))
-    GG = np.empty((R * G, P))
+    n_out = data.q.shape[1]
+    m = data.F.shape[1]
+    oc = net.nodes[net.nodes.shape[0] - 1, N_COL]
+    wt = np.empty(P)
+    A = np.empty(m * net.n_comp)
+    Dl = np.zeros(m * net.n_comp)
+    E = np.zeros(n_out * net.n_comp)           # scratch of the W_tot pass
+    Ein = np.empty(n_out * net.n_in)
+    wtot = np.empty((n_out, net.n_in))
+    cdiff = np.empty(m)
+    none = np.empty(0)
+    all_live = np.zeros((net.nodes.shape[0], 0), dtype=np.bool_)
+    yes, no = R > 0, R < 0                      # runtime booleans (see _inner)
+    for r in range(R):
+        q = sched.data_of[r]
+        F, qv, cls = data.F[q], data.q[q], data.c_ls[q]
+        w = W[r]
+        target = rec.grad[r] if sched.grad_only else w
+        coef = 1.0 if sched.grad_only else -sched.lr[r]
+        decay = 0.0 if sched.grad_only else sched.lr[r] * sched.wd[r]
+        k = rec.k[r]
+        while True:
+            fill_transposes(w, wt, net.edges)
+            forward(w, wt, net, data.x, A, m, data.live, None, net.slope, no)
+            C = _block(A, m, oc, n_out)                       # C[i, o] = c_{o, i}
+            Do = _block(Dl, m, oc, n_out)
+            acc = 0.0
+            for o in range(n_out):
+                for i in range(m):
+                    cdiff[i] = C[i, o] - cls[o, i]
+                for i in range(m):
+                    rq = -qv[o, i]
+                    fq = 0.0
+                    for a in range(m):
+                        rq += F[i, a] * C[a, o]
+                        fq += F[i, a] * cdiff[a]
+                    acc += cdiff[i] * fq
+                    Do[i, o] = rq                             # (F c − q)_i
+            loss = data.loss_min[q] + 0.5 * acc
+            record, st = _decide(sched, rec, r, k, loss, data.half_syy[q])
+            if record:
+                end_to_end(w, wt, net, E, Ein, None, all_live, wtot)
+                _record(rec, r, k, loss, wtot, data, q)
+            if st >= 0 and not sched.grad_only:
+                rec.status[r] = st
+                break
+            backward(w, wt, net, data.x, A, Dl, none, m, data.live, None, target, coef, decay,
+                     yes, yes, net.slope)
+            if sched.grad_only:
+                rec.status[r] = st
+                break
+            k += 1
+        rec.k[r] = k
+
+
+# ---------------------------------------------------------------------- sample path
+@_inner
+def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, all_live, g, want_grad):
+    """Loss (float64, times 1/n) and, if ``want_grad``, gradient (into g) of one sample group.
+
+    g must be zero on entry. A, Dl, T : this thread's scratch; all_live : (n_nodes, 0).
+    """
+    D = net.n_in
+    n_out = net.nodes[net.nodes.shape[0] - 1, N_UNITS]
+    oc = net.nodes[net.nodes.shape[0] - 1, N_COL]
+    total = 0.0
+    c_first = data.group_lo[grp]
+    for c in range(c_first, data.group_lo[grp + 1]):
+        s0, s1 = data.chunk_lo[c], data.chunk_lo[c + 1]
+        m = s1 - s0
+        xin = data.x[q, D * s0:D * s1]
+        yc = data.y[q, n_out * s0:n_out * s1].reshape(m, n_out)
+        forward(w, wt, net, xin, A, m, all_live, T, net.slope, net.bias)
+        Z = _block(A, m, oc, n_out)
+        Do = _block(Dl, m, oc, n_out)
+        for s in range(m):
+            for o in range(n_out):
+                ell, dl = _output_error(net.loss, float(Z[s, o]), float(yc[s, o]), data.inv_n)
+                total += ell
+                Do[s, o] = dl
+        if want_grad:
+            backward(w, wt, net, xin, A, Dl, g[:0], m, all_live, T, g, 1.0, 0.0, c == c_first, m > 0,
+                     net.slope)
+    return total
+
+
+@_inner
+def _sample_task(item, G, active, kr, net, sched, data, W, WT, SA, SD, ST, all_live, GG, LL):
+    """Task ``item`` = (run, group) of an epoch: that group's loss into LL, gradient into GG."""
+    r = item // G
+    if not active[r]:
+        return
+    t = numba.get_thread_id()
+    g = GG[item]
+    for i in range(g.shape[0]):
+        g[i] = 0.0
+    want = sched.grad_only or kr[r] < sched.n_epochs
+    LL[item] = _group_loss_grad(W[r], WT[r], net, data, sched.data_of[r], item % G, SA[t], SD[t], ST[t],
+                                all_live, g, want)
+
+
+@njit(cache=True, parallel=True)
+def train_sample(net, plan, data, rec, W):
+    """Train R nets on their samples; every (run, sample group) pair is a parallel task.
+
+    Parameters
+    ----------
+    net : Net.
+    plan : Schedule (named ``plan`` here: numba's parallel loops reserve ``sched``).
+    data : SampleData with Rd in {1, R} data sets. The samples are split into fixed chunks
+        inside fixed groups; a group's gradient is summed chunk by chunk and the groups'
+        in group order, so results depend neither on the number of threads nor on R.
+    rec : Records (R, cap); ``grad`` (R, P) in the weights' dtype.
+    W : (R, P) float64 or float32, the weights at epoch rec.k[r]; overwritten.
+    """
+    R, P = W.shape
+    G = data.group_lo.shape[0] - 1
+    D = net.n_in
+    n_out = net.nodes[net.nodes.shape[0] - 1, N_UNITS]
+    m_max = 0
+    for c in range(data.chunk_lo.shape[0] - 1):
+        m_max = max(m_max, data.chunk_lo[c + 1] - data.chunk_lo[c])
+    t_size = 0                                  # BLAS scratch: one product or one block
+    for e in range(net.edges.shape[0]):
+        if net.edges[e, E_BLAS] != 0:
+            t_size = max(t_size, max(m_max, n_out) * net.edges[e, E_ROWS],
+                         net.edges[e, E_ROWS] * net.edges[e, E_COLS])
+    dt = W.dtype
+    n_thr = numba.config.NUMBA_NUM_THREADS
+    m_rows = max(m_max, n_out)
+    SA = np.empty((n_thr, m_rows * net.n_comp), dtype=dt)
+    SD = np.zeros((n_thr, m_rows * net.n_comp), dtype=dt)
+    ST = np.empty((n_thr, max(t_size, 1)), dtype=dt)
+    WT = np.empty((R, P), dtype=dt)
+    GG = np.empty((R * G, P), dtype=dt)
     LL = np.empty(R * G)
-    SA = np.empty((n_threads, n_units, chunk))
-    SD = np.empty((n_threads, n_units, chunk))
-    EA = np.empty((R, D, n_units))
-    WTOT = np.empty((R, n_out, D))
-    GRAD = np.empty((R, P))
+    GRAD = np.empty(P, dtype=dt)
+    Ein = np.empty(n_out * D, dtype=dt)
+    wtot = np.empty((n_out, D))
+    wtot_dt = np.empty((n_out, D), dtype=dt)
+    kr = rec.k.copy()
+    all_live = np.zeros((net.nodes.shape[0], 0), dtype=np.bool_)
     active = np.ones(R, dtype=np.bool_)
-    inv_n = 1.0 / n
-    sup = support(nodes, edges, D)
-    for k in range(n_epochs + 1):
+    n_active = R
+    while n_active > 0:
+        for r in range(R):
+            if active[r]:
+                fill_transposes(W[r], WT[r], net.edges)
         for item in prange(R * G):
-            r = item // G
+            _sample_task(item, G, active, kr, net, plan, data, W, WT, SA, SD, ST, all_live, GG, LL)
+        for r in range(R):
             if not active[r]:
                 continue
-            q = min(np.int64(r), Rd - 1)
-            grp = item % G
-            t = numba.get_thread_id()
-            GG[item, :] = 0.0
-            start = (grp * n) // G
-            stop = ((grp + 1) * n) // G
-            LL[item] = sample_grad(W[r], edges, nodes, Xt[q], Yt[q], start, stop, chunk,
-                                   SA[t], SD[t], GG[item], slope, use_bias, loss_kind, inv_n)
-        for r in prange(R):
-            if not active[r]:
-                continue
-            q = min(np.int64(r), Rd - 1)
+            q = plan.data_of[r]
             loss = 0.0
             for grp in range(G):
                 loss += LL[r * G + grp]
-            rec, st = _decide(k, loss, n_epochs, record_every, tol)
-            if rec:
-                fill_transposes(W[r], WT[r], edges)
-                end_to_end(W[r], WT[r], edges, nodes, sup, EA[r], D, WTOT[r])
-                _record(r, k, loss, WTOT[r], has_pop[q], sigma[q], w_star[q],
-                        rec_epoch, rec_loss, rec_wtot, rec_eg, n_rec)
-            if st >= 0:
-                status[r] = st
+            record, st = _decide(plan, rec, r, kr[r], loss, data.half_syy[q])
+            if record:
+                end_to_end(W[r], WT[r], net, SD[0], Ein, ST[0], all_live, wtot_dt)
+                for o in range(n_out):
+                    for d in range(D):
+                        wtot[o, d] = wtot_dt[o, d]
+                _record(rec, r, kr[r], loss, wtot, data, q)
+            if st >= 0 and not plan.grad_only:
+                rec.status[r] = st
+                rec.k[r] = kr[r]
                 active[r] = False
+                n_active -= 1
                 continue
-            GRAD[r, :] = GG[r * G]
+            _copy(GG[r * G], GRAD)                          # groups summed in group order
             for grp in range(1, G):
-                GRAD[r, :] += GG[r * G + grp]
-            _step(W[r], GRAD[r], lr[r], wd[r])
-        any_active = False
-        for r in range(R):
-            any_active = any_active or active[r]
-        if not any_active:
-            break
-
-
-@njit(cache=True)
-def loss_grad_samples(w, edges, nodes, n_units, Xt, Yt, slope, use_bias, loss_kind, chunk):
-    """Loss and gradient of one network on its samples (one group), for tests and tools.
-
-    Xt : (D, n), Yt : (out, n) feature-major.
-    """
-    g = np.zeros(w.shape[0])
-    A = np.empty((n_units, chunk))
-    Dl = np.empty((n_units, chunk))
-    loss = sample_grad(w, edges, nodes, Xt, Yt, 0, Xt.shape[1], chunk, A, Dl, g,
-                       slope, use_bias, loss_kind, 1.0 / Xt.shape[1])
-    return loss, g
-
-
-@njit(cache=True)
-def loss_grad_moments(w, edges, nodes, n_units, sxx, syx, w_ls, loss_min):
-    """Loss and gradient of one linear network from the moments, for tests and tools."""
-    D = sxx.shape[0]
-    wt = np.empty(w.shape[0])
-    g = np.zeros(w.shape[0])
-    A = np.empty((D, n_units))
-    Dl = np.empty((D, n_units))
-    fill_transposes(w, wt, edges)
-    sup = support(nodes, edges, D)
-    loss = moment_forward(w, wt, edges, nodes, sup, sxx, syx, w_ls, loss_min, A, Dl)
-    backward(w, wt, edges, nodes, sup, A, Dl, D, g, 1.0, 0.0)
-    return loss, g
+                _axpy(1.0, GG[r * G + grp], GRAD)
+            if plan.grad_only:
+                _copy(GRAD, rec.grad[r])
+                rec.status[r] = st
+                rec.k[r] = kr[r]
+                active[r] = False
+                n_active -= 1
+                continue
+            w = W[r]
+            lr = dt.type(plan.lr[r])
+            wd = dt.type(plan.wd[r])
+            for i in range(P):
+                w[i] -= lr * (GRAD[i] + wd * w[i])
+            kr[r] += 1

@@ -5,11 +5,17 @@ Loss (squared): L = ½ <|y − ŷ|²>, the mean over samples with the ½ of THEO
 k = 0, record_every, 2·record_every, ... and at the last epoch are taken *before* the
 update of that epoch: record k holds the weights after k updates.
 
-Two exact paths, chosen automatically (``path='auto'``):
+Four exact paths, chosen automatically (``path='auto'``):
 
 - ``'moment'``: linear network (slope 1), no bias, squared loss. Gradient descent sees the
   data only through Σxx, Σyx, <|y|²>, so an epoch costs the same for 10 or 10⁶ samples.
-- ``'sample'``: everything else (leaky ReLU, biases, exponential and logistic losses).
+- ``'gram'``: two-layer linear nets when the final weights are not needed
+  (``final_weights=False``): the exact map of (W_tot, W¹ᵀW¹, W²W²ᵀ) per modality, at a cost
+  independent of the width; ``TrainResult.w`` is then None.
+- ``'feature'``: late-fusion leaky-ReLU nets without bias whose modalities are scalars,
+  squared loss: exact gradients from the moments of the features relu(±x_k).
+- ``'sample'``: everything else (leaky ReLU, biases, exponential and logistic losses), in
+  float64 or (``dtype=np.float32``) float32.
 """
 from __future__ import annotations
 
@@ -44,8 +50,8 @@ class TrainResult:
     eg : ndarray of shape (n_rec,) or None
         Generalisation error ½ (W_tot − W*) Σ (W_tot − W*)ᵀ with the population Σ and W*,
         when the data set has them.
-    w : ndarray of shape (n_params,)
-        Final weights.
+    w : ndarray of shape (n_params,) or None
+        Final weights (None on the Gram path, which has none).
     w0 : ndarray of shape (n_params,)
         Initial weights.
     status : str
@@ -54,7 +60,7 @@ class TrainResult:
         Human-readable summary; for a diverged run it names the epoch and a learning rate.
     lr : float
     path : str
-        'moment' or 'sample'.
+        'moment', 'gram', 'feature' or 'sample'.
     net : FusionNet
     """
 
@@ -62,7 +68,7 @@ class TrainResult:
     loss: np.ndarray
     w_tot: list
     eg: np.ndarray | None
-    w: np.ndarray
+    w: np.ndarray | None
     w0: np.ndarray
     status: str
     message: str
@@ -158,15 +164,26 @@ def _bound(depth, mo, w_ls):
     return 2.0 / (depth * lam * max(s, 1e-12) ** (2.0 - 2.0 / depth))
 
 
-def _choose_path(net, loss, path):
-    check_choice("path", path, ("auto", "moment", "sample"))
+def _choose_path(net, loss, path, final_weights=True):
+    check_choice("path", path, ("auto",) + _engine.PATHS)
     linear = net.slope == 1.0 and not net.bias and loss == "mse"
     if path == "moment" and not linear:
         raise ValueError(f"path == 'moment', must be 'sample' or 'auto' for this net (slope {net.slope}, "
                          f"bias {net.bias}, loss {loss!r}): the moment path needs a linear net, no bias and "
                          "loss 'mse'.")
+    if path == "gram" and not _engine.gram_applies(net, loss):
+        raise ValueError(f"path == 'gram', must be 'moment', 'sample' or 'auto' for this net (depth {net.depth}, "
+                         f"slope {net.slope}, bias {net.bias}, loss {loss!r}): the Gram path needs a two-layer "
+                         "linear net, no bias and loss 'mse'.")
+    if path == "feature" and not _engine.feature_applies(net, loss):
+        raise ValueError(f"path == 'feature', must be 'sample' or 'auto' for this net (in_dims {net.in_dims}, "
+                         f"depth {net.depth}, fuse_depth {net.fuse_depth}, bias {net.bias}, loss {loss!r}): the "
+                         "feature path needs late fusion (fuse_depth == depth >= 2), scalar modalities, no bias "
+                         "and loss 'mse'.")
     if path == "auto":
-        return "moment" if linear else "sample"
+        if linear:
+            return "gram" if not final_weights and _engine.gram_applies(net, loss) else "moment"
+        return "feature" if _engine.feature_applies(net, loss) else "sample"
     return path
 
 
@@ -203,7 +220,7 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
     data : Dataset or Moments
     w : ndarray of shape (n_params,)
     loss : {'mse', 'exponential', 'logistic'}
-    path : {'auto', 'moment', 'sample'}
+    path : {'auto', 'moment', 'feature', 'sample'}
 
     Returns
     -------
@@ -216,8 +233,11 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
     data = _check_data(net, data)
     w = check_array("w", w, ndim=1, shape=(net.n_params,))
     path = _choose_path(net, loss, path)
-    if isinstance(data, Moments) and path == "sample":
-        raise ValueError("data is Moments, must be a Dataset for the sample path.")
+    if path == "gram":
+        raise ValueError("path == 'gram', must be 'auto', 'moment', 'feature' or 'sample' for loss_and_grad: "
+                         "the Gram path has no weights.")
+    if isinstance(data, Moments) and path in ("sample", "feature"):
+        raise ValueError(f"data is Moments, must be a Dataset for the {path} path.")
     if path == "moment":
         mo = _moments_of(data)
         return _engine.loss_grad(net, path, w, moments=mo, fit=_least_squares(mo))
@@ -225,7 +245,8 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
 
 
 def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
-          loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None):
+          loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None,
+          final_weights=True, dtype=np.float64):
     """Train one network by full-batch gradient descent.
 
     Parameters
@@ -253,9 +274,15 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
         Record every this many epochs (the last epoch is always recorded).
     tol : float
         Stop once the loss falls below tol (0: never).
-    path : {'auto', 'moment', 'sample'}
+    path : {'auto', 'moment', 'gram', 'feature', 'sample'}
     align : ndarray of shape (out_dim, D), optional
         Direction for ``init='balanced'``; default the least-squares solution Σyx Σxx⁻¹.
+    final_weights : bool
+        Whether the final weights are needed; False lets ``path='auto'`` take the Gram path
+        (two-layer linear nets), whose result has ``w = None``.
+    dtype : {numpy.float64, numpy.float32}
+        Arithmetic of the sample path; the moment, Gram and feature paths always work in
+        float64 (their cost does not depend on the number of samples).
 
     Returns
     -------
@@ -264,13 +291,13 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
     results = train_many(net, [data], lr=lr, epochs=epochs, init=init, scale=scale,
                          rng=[rng], w0=None if w0 is None else np.atleast_2d(w0), loss=loss,
                          weight_decay=weight_decay, record_every=record_every, tol=tol, path=path,
-                         align=align, _single=True)
+                         align=align, final_weights=final_weights, dtype=dtype, _single=True)
     return results[0]
 
 
 def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
                loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None,
-               n_runs=None, _single=False):
+               n_runs=None, final_weights=True, dtype=np.float64, _single=False):
     """Train R networks of one architecture together, in one parallel kernel.
 
     Run r gives exactly (bit for bit) what :func:`train` gives with the same data, initial
@@ -315,9 +342,12 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     R = sizes.pop() if sizes else 1
     lrs = _per_run("lr", lr, R, lo=0.0, lo_open=True)
     wds = _per_run("weight_decay", weight_decay, R, lo=0.0)
-    path = _choose_path(net, loss, path)
-    if path == "sample" and any(isinstance(d, Moments) for d in datas):
-        raise ValueError("data is Moments, must be a Dataset on the sample path "
+    path = _choose_path(net, loss, path, final_weights)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype == {dtype.name!r}, must be float64 or float32.")
+    if path in ("sample", "feature") and any(isinstance(d, Moments) for d in datas):
+        raise ValueError(f"data is Moments, must be a Dataset on the {path} path "
                          f"(slope {net.slope}, bias {net.bias}, loss {loss!r}).")
     shapes = {(d.sxx.shape if isinstance(d, Moments) else (d.n_samples,) + d.in_dims) for d in datas}
     if len(shapes) > 1:
@@ -354,7 +384,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     rec = _engine.fit(net, path, W, moments=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss,
                       epochs=epochs, record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma,
-                      w_star=w_star)
+                      w_star=w_star, dtype=dtype)
     results = []
     for r in range(R):
         m = int(rec.n_rec[r])
@@ -374,5 +404,5 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
             epochs=ep, loss=rec.loss[r, :m].copy(),
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
             eg=rec.eg[r, :m].copy() if of_run(has_pop, r) else None,
-            w=W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
+            w=None if path == "gram" else W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
     return results
