@@ -215,9 +215,10 @@ def _moment_data(net, moments, fits, pop):
     else:                                           # D basis rows: live where the input reaches
         rows_input = np.repeat(np.arange(net.n_modalities), net.in_dims)
         live = _support(nodes, edges, rows_input)
-    return K.MomentData(_stack([m.sxx for m in moments], np.float64),
-                        _stack([np.atleast_2d(m.syx) for m in moments], np.float64),
-                        _stack([f[0] for f in fits], np.float64),
+    sxx = _stack([m.sxx for m in moments], np.float64)
+    syx = _stack([np.atleast_2d(m.syx) for m in moments], np.float64)
+    w_ls = _stack([f[0] for f in fits], np.float64)
+    return K.MomentData(sxx, syx, w_ls, _c(np.einsum("rod,rds->ros", w_ls, sxx) - syx, np.float64),
                         _c(np.array([f[1] for f in fits], dtype=np.float64), np.float64),
                         _c(np.array([0.5 * float(m.syy) for m in moments], dtype=np.float64), np.float64),
                         _c(live, bool), *pop)

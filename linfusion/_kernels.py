@@ -74,11 +74,11 @@ Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowu
 #: k (R,) int64 (in: the epoch the weights are at; out: the epoch reached), limit (R,)
 #: (blow-up threshold; NaN: set at this call's first evaluation), grad (R, P) (grad_only).
 Records = namedtuple("Records", "epoch loss w_tot eg n_rec status k limit grad")
-#: Moment-path data (Rd data sets): sxx (Rd, D, D), syx, w_ls (Rd, out, D), loss_min,
+#: Moment-path data (Rd data sets): sxx (Rd, D, D), syx, w_ls, g0 = W_ls Σxx − Σyx (Rd, out, D), loss_min,
 #: half_syy (Rd,), live (n_nodes, rows) bool: which rows of each node can be nonzero.
 #: Every data record ends with the population statistics for E_g: has_pop (Rd,) bool,
 #: sigma (Rd, D, D), w_star (Rd, out, D) (flat: numba's parallel loops take no nested records).
-MomentData = namedtuple("MomentData", "sxx syx w_ls loss_min half_syy live has_pop sigma w_star")
+MomentData = namedtuple("MomentData", "sxx syx w_ls g0 loss_min half_syy live has_pop sigma w_star")
 #: Sample-path data: x (Rd, n*D), y (Rd, n*out) chunk-blocked (chunk c = samples
 #: chunk_lo[c]:chunk_lo[c+1] starts at element D*chunk_lo[c] of x, node blocks of m rows
 #: inside it); group g = chunks group_lo[g]:group_lo[g+1]; inv_n = 1/n; half_syy (Rd,).
@@ -489,30 +489,32 @@ def _output_error(loss_kind, yhat, y, inv_n):
     return ell * inv_n, -y * sig * inv_n
 
 
-@_inner
-def _moment_loss(wtot, sxx, syx, w_ls, loss_min, G):
+@njit(cache=True, no_cpython_wrapper=True, fastmath=_REDUCE)
+def _moment_loss(wtot, sxx, g0, w_ls, loss_min, G, diff):
     """Loss of W_tot from the moments; G (out, D) = W_tot Σxx − Σyx, the gradient in W_tot.
 
     Loss = L_min + ½ tr((W_tot − W_ls) Σxx (W_tot − W_ls)ᵀ), with W_ls the least-squares
     solution and L_min its loss: the same quadratic as ½<y²> − tr(W_tot Σyxᵀ) +
     ½ tr(W_tot Σxx W_totᵀ), without its cancellation near the minimum (where that form
-    rounds to ±1e-16 and can come out negative).
+    rounds to ±1e-16 and can come out negative). One product serves both:
+    G = (W_tot − W_ls) Σxx + g0 with g0 = W_ls Σxx − Σyx (zero up to rounding).
+    diff : (D,) scratch.
     """
     n_out, D = wtot.shape
     acc = 0.0
     for o in range(n_out):
+        for d in range(D):
+            diff[d] = wtot[o, d] - w_ls[o, d]
         for s in range(D):
-            r = -syx[o, s]
             q = 0.0
-            for d in range(D):
-                r += wtot[o, d] * sxx[d, s]
-                q += sxx[s, d] * (wtot[o, d] - w_ls[o, d])
-            G[o, s] = r
-            acc += (wtot[o, s] - w_ls[o, s]) * q
+            for d in range(D):                   # Σxx is symmetric: rows, not columns
+                q += sxx[s, d] * diff[d]
+            G[o, s] = q + g0[o, s]
+            acc += diff[s] * q
     return loss_min + 0.5 * acc
 
 
-@_inner
+@njit(cache=True, no_cpython_wrapper=True, fastmath=_REDUCE)
 def _gen_error(wtot, sigma, w_star):
     """½ Σ_o (W_tot − W*)[o] Σ (W_tot − W*)[o]ᵀ."""
     D = sigma.shape[0]
@@ -527,18 +529,25 @@ def _gen_error(wtot, sigma, w_star):
     return 0.5 * total
 
 
-@_inner
-def _decide(sched, rec, r, k, loss, half_syy):
-    """(record?, status or -1 to go on) for run r at epoch k with this loss.
+@_tiny
+def _first_due(sched, k):
+    """The first epoch >= k that is a multiple of record_every (records are due there)."""
+    re = sched.record_every
+    return ((k + re - 1) // re) * re
 
-    Diverged: non-finite, or above ``blowup`` x max(first loss of the run, ½<|y|²>)
-    (the threshold is fixed at the run's first evaluation and kept across pauses).
-    Paused: a record is due but the buffer is full (the caller resumes from these weights).
+
+@_tiny
+def _decide(sched, k, loss, lim, due, full):
+    """(record?, status or -1 to go on) at epoch k with this loss.
+
+    lim : the run's blow-up threshold (:func:`_limit`). due : k is a multiple of
+    record_every (kept by the caller as a countdown: an integer modulo per epoch costs more
+    than the Gram map's whole epoch). full : the run's record buffer is full; a due record
+    then pauses the run instead (the caller resumes from these weights).
+
+    Per-epoch helpers take scalars: reading an array field of a record inside the epoch
+    loop costs an atomic reference-count pair per access, more than a toy epoch.
     """
-    lim = rec.limit[r]
-    if np.isnan(lim):
-        lim = np.inf if sched.blowup == np.inf else sched.blowup * max(loss, half_syy)
-        rec.limit[r] = lim
     if not np.isfinite(loss) or loss > lim:
         st = STATUS_DIVERGED
     elif sched.tol > 0.0 and loss < sched.tol:   # tol 0: never (a loss at rounding level may be < 0)
@@ -547,24 +556,47 @@ def _decide(sched, rec, r, k, loss, half_syy):
         st = STATUS_COMPLETED
     else:
         st = -1
-    record = st >= 0 or k % sched.record_every == 0
-    if record and rec.n_rec[r] == rec.loss.shape[1]:
+    record = st >= 0 or due
+    if record and full:
         return False, STATUS_PAUSED
     return record, st
 
 
-@_inner
-def _record(rec, r, k, loss, wtot, data, q):
-    """Append epoch k's loss, W_tot and (when the data have population statistics) E_g."""
-    i = rec.n_rec[r]
-    rec.epoch[r, i] = k
-    rec.loss[r, i] = loss
-    dst = rec.w_tot[r, i]
+@_tiny
+def _limit(sched, loss, half_syy):
+    """Blow-up threshold, fixed at a run's first evaluation: blowup x max(loss, ½<|y|²>)."""
+    if sched.blowup == np.inf:
+        return np.inf
+    return sched.blowup * max(loss, half_syy)
+
+
+@_tiny
+def _run_records(rec, r):
+    """Run r's record rows (epoch, loss, w_tot, eg), fetched once per run."""
+    return rec.epoch[r], rec.loss[r], rec.w_tot[r], rec.eg[r]
+
+
+@_tiny
+def _record(rows, i, k, loss, wtot, has_pop, sigma, w_star):
+    """Write entry i of a run's records: epoch k, its loss, W_tot and (when has_pop) E_g."""
+    epoch, losses, wtots, egs = rows
+    epoch[i] = k
+    losses[i] = loss
+    dst = wtots[i]
     for o in range(wtot.shape[0]):
         for d in range(wtot.shape[1]):
             dst[o, d] = wtot[o, d]
-    rec.eg[r, i] = _gen_error(wtot, data.sigma[q], data.w_star[q]) if data.has_pop[q] else np.nan
-    rec.n_rec[r] = i + 1
+    egs[i] = _gen_error(wtot, sigma, w_star) if has_pop else np.nan
+
+
+@_inner
+def _record_call(rows, i, k, loss, wtot, has_pop, sigma, w_star):
+    """:func:`_record` behind a call boundary, for the parallel kernel.
+
+    Numba's parallel passes drop the stores that inlined code makes through arrays unpacked
+    from a tuple argument (numba 0.68: the E_g column came out zero); a call hides them.
+    """
+    _record(rows, i, k, loss, wtot, has_pop, sigma, w_star)
 
 
 # ---------------------------------------------------------------------- moment path
@@ -585,8 +617,9 @@ def train_moment(net, sched, data, rec, W):
     n_out, D = data.syx.shape[1], data.syx.shape[2]
     by_error = D > n_out                       # propagate the out error rows, not D basis rows
     m = n_out if by_error else D
-    last = net.nodes.shape[0] - 1
-    oc = net.nodes[last, N_COL]
+    nodes, edges, live = net.nodes, net.edges, data.live
+    last = nodes.shape[0] - 1
+    oc = nodes[last, N_COL]
     wt = np.empty(P)
     A = np.empty(m * net.n_comp)
     Dl = np.zeros(m * net.n_comp)
@@ -594,74 +627,77 @@ def train_moment(net, sched, data, rec, W):
     Din = np.empty(m * D)
     wtot = np.empty((n_out, D))
     G = np.empty((n_out, D))
+    diff = np.empty(D)
     none = np.empty(0)                         # no input errors / no gradient
     yes, no = R > 0, R < 0                      # runtime booleans (see _inner)
+    cap = rec.loss.shape[1]
+    if by_error:                                # backward seed: the identity (out x out)
+        for i in range(m):
+            for o in range(n_out):
+                Dl[m * oc + i * n_out + o] = 1.0 if i == o else 0.0
+    else:                                       # forward seed: the identity (D x D)
+        for j in range(last + 1):
+            if nodes[j, N_KIND] == KIND_INPUT:
+                c0, units = nodes[j, N_COL], nodes[j, N_UNITS]
+                for i in range(m):
+                    for c in range(units):
+                        xin[m * c0 + i * units + c] = 1.0 if i == c0 + c else 0.0
     for r in range(R):
         q = sched.data_of[r]
         w = W[r]
         target = rec.grad[r] if sched.grad_only else w
         coef = 1.0 if sched.grad_only else -sched.lr[r]
         decay = 0.0 if sched.grad_only else sched.lr[r] * sched.wd[r]
-        Do = _block(Dl, m, oc, n_out)
-        if by_error:                            # backward seed: the identity (out x out)
-            for i in range(m):
-                for o in range(n_out):
-                    Do[i, o] = 1.0 if i == o else 0.0
-        else:                                   # forward seed: the identity (D x D)
-            for j in range(last + 1):
-                if net.nodes[j, N_KIND] == KIND_INPUT:
-                    c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
-                    B = _block(xin, m, c0, units)
-                    for i in range(m):
-                        for c in range(units):
-                            B[i, c] = 1.0 if i == c0 + c else 0.0
-        k = rec.k[r]
+        sxx, g0, w_ls, loss_min, half = data.sxx[q], data.g0[q], data.w_ls[q], data.loss_min[q], data.half_syy[q]
+        has_pop, sigma, w_star = data.has_pop[q], data.sigma[q], data.w_star[q]
+        rows = _run_records(rec, r)
+        nr, lim, k = rec.n_rec[r], rec.limit[r], rec.k[r]
+        nxt = _first_due(sched, k)
         while True:
-            fill_transposes(w, wt, net.edges)
+            fill_transposes(w, wt, edges)
             if by_error:                        # W_tot at the input nodes
-                backward(w, wt, net, xin, A, Dl, Din, m, data.live, None, none, 0.0, 0.0, yes, yes, 1.0)
+                backward(w, wt, net, xin, A, Dl, Din, m, live, None, none, 0.0, 0.0, yes, yes, 1.0)
                 for j in range(last + 1):
-                    if net.nodes[j, N_KIND] == KIND_INPUT:
-                        c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
-                        B = _block(Din, m, c0, units)
+                    if nodes[j, N_KIND] == KIND_INPUT:
+                        c0, units = nodes[j, N_COL], nodes[j, N_UNITS]
                         for o in range(n_out):
                             for c in range(units):
-                                wtot[o, c0 + c] = B[o, c]
+                                wtot[o, c0 + c] = Din[m * c0 + o * units + c]
             else:                               # W_tot at the output node
-                forward(w, wt, net, xin, A, m, data.live, None, 1.0, no)
-                Ao = _block(A, m, oc, n_out)
+                forward(w, wt, net, xin, A, m, live, None, 1.0, no)
                 for o in range(n_out):
                     for d in range(D):
-                        wtot[o, d] = Ao[d, o]
-            loss = _moment_loss(wtot, data.sxx[q], data.syx[q], data.w_ls[q], data.loss_min[q], G)
-            record, st = _decide(sched, rec, r, k, loss, data.half_syy[q])
+                        wtot[o, d] = A[m * oc + d * n_out + o]
+            loss = _moment_loss(wtot, sxx, g0, w_ls, loss_min, G, diff)
+            if np.isnan(lim):
+                lim = _limit(sched, loss, half)
+            due = k == nxt
+            if due:
+                nxt += sched.record_every
+            record, st = _decide(sched, k, loss, lim, due, nr == cap)
             if record:
-                _record(rec, r, k, loss, wtot, data, q)
+                _record(rows, nr, k, loss, wtot, has_pop, sigma, w_star)
+                nr += 1
             if st >= 0 and not sched.grad_only:
-                rec.status[r] = st
                 break
             if by_error:                        # send G forward, then the outer products
                 for j in range(last + 1):
-                    if net.nodes[j, N_KIND] == KIND_INPUT:
-                        c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
-                        B = _block(xin, m, c0, units)
+                    if nodes[j, N_KIND] == KIND_INPUT:
+                        c0, units = nodes[j, N_COL], nodes[j, N_UNITS]
                         for o in range(n_out):
                             for c in range(units):
-                                B[o, c] = G[o, c0 + c]
-                forward(w, wt, net, xin, A, m, data.live, None, 1.0, no)
-                backward(w, wt, net, xin, A, Dl, none, m, data.live, None, target, coef, decay,
-                         yes, no, 1.0)
+                                xin[m * c0 + o * units + c] = G[o, c0 + c]
+                forward(w, wt, net, xin, A, m, live, None, 1.0, no)
+                backward(w, wt, net, xin, A, Dl, none, m, live, None, target, coef, decay, yes, no, 1.0)
             else:                               # send Gᵀ backward with the update fused in
                 for i in range(m):
                     for o in range(n_out):
-                        Do[i, o] = G[o, i]
-                backward(w, wt, net, xin, A, Dl, none, m, data.live, None, target, coef, decay,
-                         yes, yes, 1.0)
+                        Dl[m * oc + i * n_out + o] = G[o, i]
+                backward(w, wt, net, xin, A, Dl, none, m, live, None, target, coef, decay, yes, yes, 1.0)
             if sched.grad_only:
-                rec.status[r] = st
                 break
             k += 1
-        rec.k[r] = k
+        rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nr, lim, k
 
 
 # ---------------------------------------------------------------------- Gram-state path
@@ -688,38 +724,65 @@ def train_gram(gnet, sched, data, rec, S):
     """
     R = S.shape[0]
     n_out, D = data.syx.shape[1], data.syx.shape[2]
-    K = gnet.col.shape[0] - 1
+    col, q_off, n_off = gnet.col, gnet.q_off, gnet.n_off
+    K = col.shape[0] - 1
+    cap = rec.loss.shape[1]
     dmax = 0
     for b in range(K):
-        dmax = max(dmax, gnet.col[b + 1] - gnet.col[b])
+        dmax = max(dmax, col[b + 1] - col[b])
     G = np.empty((n_out, D))
+    diff = np.empty(D)
+    wtot = np.empty((n_out, D))
     Wn = np.empty((n_out, D))
     Qn = np.empty(dmax * dmax)
     Nn = np.empty(n_out * n_out)
     M = np.empty((n_out, n_out))              # g_b W_bᵀ
     T1 = np.empty((n_out, dmax))              # N_b g_b
     T2 = np.empty((n_out, dmax))              # g_b Q_b
+    scalar = n_out == 1 and dmax == 1 and K == D
     for r in range(R):
         q = sched.data_of[r]
-        st_r = S[r]
-        wtot = st_r[:n_out * D].reshape(n_out, D)
+        st = S[r]                              # flat state: W_tot, Q_b (d x d), N_b (out x out)
+        for o in range(n_out):
+            for i in range(D):
+                wtot[o, i] = st[o * D + i]
         eta = sched.lr[r]
         c = 1.0 - eta * sched.wd[r]
         c2, ce, e2 = c * c, c * eta, eta * eta
-        k = rec.k[r]
+        sxx, g0, w_ls, loss_min, half = data.sxx[q], data.g0[q], data.w_ls[q], data.loss_min[q], data.half_syy[q]
+        has_pop, sigma, w_star = data.has_pop[q], data.sigma[q], data.w_star[q]
+        rows = _run_records(rec, r)
+        nr, lim, k = rec.n_rec[r], rec.limit[r], rec.k[r]
+        nxt = _first_due(sched, k)
         while True:
-            loss = _moment_loss(wtot, data.sxx[q], data.syx[q], data.w_ls[q], data.loss_min[q], G)
-            record, st = _decide(sched, rec, r, k, loss, data.half_syy[q])
+            loss = _moment_loss(wtot, sxx, g0, w_ls, loss_min, G, diff)
+            if np.isnan(lim):
+                lim = _limit(sched, loss, half)
+            due = k == nxt
+            if due:
+                nxt += sched.record_every
+            record, status = _decide(sched, k, loss, lim, due, nr == cap)
             if record:
-                _record(rec, r, k, loss, wtot, data, q)
-            if st >= 0:
-                rec.status[r] = st
+                _record(rows, nr, k, loss, wtot, has_pop, sigma, w_star)
+                nr += 1
+            if status >= 0:
                 break
+            if scalar:                           # the paper's toy: every block 1 x 1
+                for b in range(K):
+                    qo, no = q_off[b], n_off[b]
+                    g, wb, qb, nb = -G[0, b], wtot[0, b], st[qo], st[no]
+                    gw = g * wb
+                    Wn[0, b] = c2 * wb + ce * (nb * g + g * qb) + e2 * gw * g
+                    st[qo] = c2 * qb + ce * (gw + gw) + e2 * g * nb * g
+                    st[no] = c2 * nb + ce * (gw + gw) + e2 * g * qb * g
+                for b in range(K):
+                    wtot[0, b] = Wn[0, b]
+                k += 1
+                continue
             for b in range(K):
-                c0 = gnet.col[b]
-                d = gnet.col[b + 1] - c0
-                Q = st_r[gnet.q_off[b]:gnet.q_off[b] + d * d].reshape(d, d)
-                N = st_r[gnet.n_off[b]:gnet.n_off[b] + n_out * n_out].reshape(n_out, n_out)
+                c0 = col[b]
+                d = col[b + 1] - c0
+                qo, no = q_off[b], n_off[b]
                 for o in range(n_out):           # g = −G; M = g Wᵀ, T1 = N g, T2 = g Q
                     for p in range(n_out):
                         acc = 0.0
@@ -729,11 +792,11 @@ def train_gram(gnet, sched, data, rec, S):
                     for i in range(d):
                         t1 = 0.0
                         for p in range(n_out):
-                            t1 -= N[o, p] * G[p, c0 + i]
+                            t1 -= st[no + o * n_out + p] * G[p, c0 + i]
                         T1[o, i] = t1
                         t2 = 0.0
                         for a in range(d):
-                            t2 -= G[o, c0 + a] * Q[a, i]
+                            t2 -= G[o, c0 + a] * st[qo + a * d + i]
                         T2[o, i] = t2
                 for o in range(n_out):           # W_b ← c² W_b + cη (T1 + T2) + η² M g
                     for i in range(d):
@@ -748,24 +811,25 @@ def train_gram(gnet, sched, data, rec, S):
                         for o in range(n_out):
                             gw -= G[o, c0 + a] * wtot[o, c0 + i] + wtot[o, c0 + a] * G[o, c0 + i]
                             gt -= G[o, c0 + a] * T1[o, i]
-                        Qn[a * d + i] = c2 * Q[a, i] + ce * gw + e2 * gt
+                        Qn[a * d + i] = c2 * st[qo + a * d + i] + ce * gw + e2 * gt
                 for o in range(n_out):           # N_b ← c² N + cη (M + Mᵀ) + η² T2 gᵀ
                     for p in range(n_out):
                         tg = 0.0
                         for i in range(d):
                             tg -= T2[o, i] * G[p, c0 + i]
-                        Nn[o * n_out + p] = c2 * N[o, p] + ce * (M[o, p] + M[p, o]) + e2 * tg
-                for a in range(d):
-                    for i in range(d):
-                        Q[a, i] = Qn[a * d + i]
-                for o in range(n_out):
-                    for p in range(n_out):
-                        N[o, p] = Nn[o * n_out + p]
+                        Nn[o * n_out + p] = c2 * st[no + o * n_out + p] + ce * (M[o, p] + M[p, o]) + e2 * tg
+                for i in range(d * d):
+                    st[qo + i] = Qn[i]
+                for i in range(n_out * n_out):
+                    st[no + i] = Nn[i]
             for o in range(n_out):
                 for i in range(D):
                     wtot[o, i] = Wn[o, i]
             k += 1
-        rec.k[r] = k
+        for o in range(n_out):
+            for i in range(D):
+                st[o * D + i] = wtot[o, i]
+        rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = status, nr, lim, k
 
 
 # ---------------------------------------------------------------------- feature-moment path
@@ -795,46 +859,52 @@ def train_feature(net, sched, data, rec, W):
     none = np.empty(0)
     all_live = np.zeros((net.nodes.shape[0], 0), dtype=np.bool_)
     yes, no = R > 0, R < 0                      # runtime booleans (see _inner)
+    edges, live, x, slope = net.edges, data.live, data.x, net.slope
+    cap = rec.loss.shape[1]
     for r in range(R):
         q = sched.data_of[r]
-        F, qv, cls = data.F[q], data.q[q], data.c_ls[q]
+        F, qv, cls, loss_min, half = data.F[q], data.q[q], data.c_ls[q], data.loss_min[q], data.half_syy[q]
+        has_pop, sigma, w_star = data.has_pop[q], data.sigma[q], data.w_star[q]
         w = W[r]
         target = rec.grad[r] if sched.grad_only else w
         coef = 1.0 if sched.grad_only else -sched.lr[r]
         decay = 0.0 if sched.grad_only else sched.lr[r] * sched.wd[r]
-        k = rec.k[r]
+        rows = _run_records(rec, r)
+        nr, lim, k = rec.n_rec[r], rec.limit[r], rec.k[r]
+        nxt = _first_due(sched, k)
         while True:
-            fill_transposes(w, wt, net.edges)
-            forward(w, wt, net, data.x, A, m, data.live, None, net.slope, no)
-            C = _block(A, m, oc, n_out)                       # C[i, o] = c_{o, i}
-            Do = _block(Dl, m, oc, n_out)
-            acc = 0.0
+            fill_transposes(w, wt, edges)
+            forward(w, wt, net, x, A, m, live, None, slope, no)
+            acc = 0.0                                         # A[m*oc + i*n_out + o] = c_{o,i}
             for o in range(n_out):
                 for i in range(m):
-                    cdiff[i] = C[i, o] - cls[o, i]
+                    cdiff[i] = A[m * oc + i * n_out + o] - cls[o, i]
                 for i in range(m):
                     rq = -qv[o, i]
                     fq = 0.0
                     for a in range(m):
-                        rq += F[i, a] * C[a, o]
+                        rq += F[i, a] * A[m * oc + a * n_out + o]
                         fq += F[i, a] * cdiff[a]
                     acc += cdiff[i] * fq
-                    Do[i, o] = rq                             # (F c − q)_i
-            loss = data.loss_min[q] + 0.5 * acc
-            record, st = _decide(sched, rec, r, k, loss, data.half_syy[q])
+                    Dl[m * oc + i * n_out + o] = rq           # (F c − q)_i
+            loss = loss_min + 0.5 * acc
+            if np.isnan(lim):
+                lim = _limit(sched, loss, half)
+            due = k == nxt
+            if due:
+                nxt += sched.record_every
+            record, st = _decide(sched, k, loss, lim, due, nr == cap)
             if record:
                 end_to_end(w, wt, net, E, Ein, None, all_live, wtot)
-                _record(rec, r, k, loss, wtot, data, q)
+                _record(rows, nr, k, loss, wtot, has_pop, sigma, w_star)
+                nr += 1
             if st >= 0 and not sched.grad_only:
-                rec.status[r] = st
                 break
-            backward(w, wt, net, data.x, A, Dl, none, m, data.live, None, target, coef, decay,
-                     yes, yes, net.slope)
+            backward(w, wt, net, x, A, Dl, none, m, live, None, target, coef, decay, yes, yes, slope)
             if sched.grad_only:
-                rec.status[r] = st
                 break
             k += 1
-        rec.k[r] = k
+        rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nr, lim, k
 
 
 # ---------------------------------------------------------------------- sample path
@@ -922,7 +992,13 @@ def train_sample(net, plan, data, rec, W):
     Ein = np.empty(n_out * D, dtype=dt)
     wtot = np.empty((n_out, D))
     wtot_dt = np.empty((n_out, D), dtype=dt)
-    kr = rec.k.copy()
+    kr = rec.k.copy()                           # per-run state kept in local arrays
+    nrs = rec.n_rec.copy()
+    lims = rec.limit.copy()
+    cap = rec.loss.shape[1]
+    nxt = np.empty(R, dtype=np.int64)
+    for r in range(R):
+        nxt[r] = _first_due(plan, kr[r])
     all_live = np.zeros((net.nodes.shape[0], 0), dtype=np.bool_)
     active = np.ones(R, dtype=np.bool_)
     n_active = R
@@ -939,16 +1015,22 @@ def train_sample(net, plan, data, rec, W):
             loss = 0.0
             for grp in range(G):
                 loss += LL[r * G + grp]
-            record, st = _decide(plan, rec, r, kr[r], loss, data.half_syy[q])
+            if np.isnan(lims[r]):
+                lims[r] = _limit(plan, loss, data.half_syy[q])
+            due = kr[r] == nxt[r]
+            if due:
+                nxt[r] += plan.record_every
+            record, st = _decide(plan, kr[r], loss, lims[r], due, nrs[r] == cap)
             if record:
                 end_to_end(W[r], WT[r], net, SD[0], Ein, ST[0], all_live, wtot_dt)
                 for o in range(n_out):
                     for d in range(D):
                         wtot[o, d] = wtot_dt[o, d]
-                _record(rec, r, kr[r], loss, wtot, data, q)
+                _record_call(_run_records(rec, r), nrs[r], kr[r], loss, wtot, data.has_pop[q], data.sigma[q],
+                             data.w_star[q])
+                nrs[r] += 1
             if st >= 0 and not plan.grad_only:
-                rec.status[r] = st
-                rec.k[r] = kr[r]
+                rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nrs[r], lims[r], kr[r]
                 active[r] = False
                 n_active -= 1
                 continue
@@ -956,9 +1038,10 @@ def train_sample(net, plan, data, rec, W):
             for grp in range(1, G):
                 _axpy(1.0, GG[r * G + grp], GRAD)
             if plan.grad_only:
-                _copy(GRAD, rec.grad[r])
-                rec.status[r] = st
-                rec.k[r] = kr[r]
+                g_out = rec.grad[r]
+                for i in range(P):
+                    g_out[i] = GRAD[i]
+                rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nrs[r], lims[r], kr[r]
                 active[r] = False
                 n_active -= 1
                 continue
