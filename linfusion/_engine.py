@@ -258,18 +258,18 @@ def _sample_data(net, datas, dtype, pop, net_rec):
     D, n_out = net.in_dim, net.out_dim
     any_blas = bool(net_rec.edges[:, 5].any())
     chunk_lo, group_lo = sample_layout(n, net_rec.n_comp, np.dtype(dtype).itemsize, any_blas)
-    X = np.empty((len(datas), n * D), dtype=dtype)
+    X = np.empty((len(datas), n * D), dtype=dtype)        # chunk c: (d_k, m) blocks, feature-major
+    Y = np.empty((len(datas), n * n_out), dtype=dtype)    # chunk c: (out, m)
+    cols = np.concatenate([[0], np.cumsum(net.in_dims)])
     for i, d in enumerate(datas):
-        if len(d.xs) == 1:
-            X[i] = np.asarray(d.xs[0], dtype=dtype).reshape(-1)
-            continue
-        cols = np.concatenate([[0], np.cumsum(net.in_dims)])
+        xs = [np.asarray(x, dtype=dtype) for x in d.xs]
+        y = np.asarray(d.y, dtype=dtype)
         for c in range(chunk_lo.shape[0] - 1):
             s0, s1 = int(chunk_lo[c]), int(chunk_lo[c + 1])
             m = s1 - s0
-            for k, x in enumerate(d.xs):
-                X[i, D * s0 + m * cols[k]:D * s0 + m * cols[k + 1]] = np.asarray(x[s0:s1], dtype=dtype).reshape(-1)
-    Y = _c(np.stack([np.asarray(d.y, dtype=dtype).reshape(-1) for d in datas]), dtype)
+            for k, x in enumerate(xs):
+                X[i, D * s0 + m * cols[k]:D * s0 + m * cols[k + 1]] = x[s0:s1].T.reshape(-1)
+            Y[i, n_out * s0:n_out * s1] = y[s0:s1].T.reshape(-1)
     half_syy = np.array([0.5 * float(np.mean(np.sum(np.asarray(d.y, dtype=np.float64) ** 2, axis=1)))
                          for d in datas])
     return K.SampleData(X, Y, chunk_lo, group_lo, float(1.0 / n), _c(half_syy, np.float64), *pop)

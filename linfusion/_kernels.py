@@ -182,6 +182,15 @@ _tiny = njit(cache=True, inline="always")
 
 # ---------------------------------------------------------------------- vector primitives
 @njit(cache=True, no_cpython_wrapper=True, fastmath=_REDUCE)
+def _sum(a):
+    """Sum of a 1-D view, in its dtype."""
+    s = a.dtype.type(0)
+    for i in range(a.shape[0]):
+        s += a[i]
+    return s
+
+
+@njit(cache=True, no_cpython_wrapper=True, fastmath=_REDUCE)
 def _dot(a, b):
     """a · b for 1-D views of equal length, in their dtype."""
     s = a.dtype.type(0)
@@ -226,6 +235,24 @@ def _is_live(live, j, s):
 
 
 @_tiny
+def _unit_row(net, j, xin, A, m, c):
+    """Feature-major row of unit c of node j (its m samples), a contiguous 1-D view."""
+    a = m * (net.nodes[j, N_COL] + c)
+    if net.nodes[j, N_KIND] == KIND_INPUT:
+        return xin[a:a + m]
+    return A[a:a + m]
+
+
+@_tiny
+def _node_fm(net, j, xin, A, m):
+    """Feature-major block of node j: (units, m), in the input buffer or in A."""
+    c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
+    if net.nodes[j, N_KIND] == KIND_INPUT:
+        return xin[m * c0:m * (c0 + units)].reshape(units, m)
+    return A[m * c0:m * (c0 + units)].reshape(units, m)
+
+
+@_tiny
 def _node(net, j, xin, A, m):
     """Block of node j: its rows of the input buffer or of the computed buffer A."""
     if net.nodes[j, N_KIND] == KIND_INPUT:
@@ -260,8 +287,11 @@ def fill_transposes(w, wt, edges):
 
 # ---------------------------------------------------------------------- forward
 @_inner
-def forward(w, wt, net, xin, A, m, live, T, slope, bias):
-    """Fill every computed node's block of A (m rows): Z = Σ_e S_e W_eᵀ (+ b), then φ.
+def forward(w, wt, net, xin, A, m, live, slope, bias):
+    """Sample-major forward pass over m rows: Z = Σ_e S_e W_eᵀ (+ b), then φ, into A.
+
+    For few rows (basis vectors, output-error rows, the feature path's 2K inputs): each
+    row's units are contiguous. The sample path uses :func:`forward_fm`.
 
     Parameters
     ----------
@@ -271,7 +301,6 @@ def forward(w, wt, net, xin, A, m, live, T, slope, bias):
     m : rows.
     live : (n_nodes, >= m) bool: rows that can be nonzero (the others are set to 0); with no
         columns, every row.
-    T : flat scratch for BLAS products, or None: loops only (no BLAS code compiled).
     slope : leaky-ReLU slope applied to hidden nodes (1: linear). bias : add biases.
     """
     nodes, edges = net.nodes, net.edges
@@ -282,20 +311,6 @@ def forward(w, wt, net, xin, A, m, live, T, slope, bias):
             continue
         units = nodes[j, N_UNITS]
         zb = m * nodes[j, N_COL]
-        written = False
-        if T is not None:                                   # wide blocks: BLAS products
-            for e in range(edges.shape[0]):
-                if edges[e, E_DST] != j or edges[e, E_BLAS] == 0:
-                    continue
-                off, rows, cols = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS]
-                S = _node(net, edges[e, E_SRC], xin, A, m)
-                W2 = w[off:off + rows * cols].reshape(rows, cols)
-                if not written:
-                    np.dot(S, W2.T, out=A[zb:zb + m * units].reshape(m, units))
-                    written = True
-                else:
-                    np.dot(S, W2.T, out=T[:m * rows].reshape(m, rows))
-                    _axpy(1.0, T[:m * rows], A[zb:zb + m * units])
         boff = nodes[j, N_BIAS]
         has_b = bias and boff >= 0
         act = kind == KIND_HIDDEN and slope != 1.0
@@ -304,12 +319,11 @@ def forward(w, wt, net, xin, A, m, live, T, slope, bias):
             if not _is_live(live, j, s):
                 _fill(z, 0.0)
                 continue
-            if not written:
-                _fill(z, 0.0)
+            _fill(z, 0.0)
             if has_b:
                 _axpy(1.0, w[boff:boff + units], z)
             for e in range(edges.shape[0]):
-                if edges[e, E_DST] != j or (T is not None and edges[e, E_BLAS] != 0):
+                if edges[e, E_DST] != j:
                     continue
                 src = edges[e, E_SRC]
                 if not _is_live(live, src, s):
@@ -331,8 +345,8 @@ def forward(w, wt, net, xin, A, m, live, T, slope, bias):
 
 # ---------------------------------------------------------------------- backward
 @_inner
-def backward(w, wt, net, xin, A, Dl, Din, m, live, T, target, coef, decay, first, propagate, slope):
-    """Backward pass over m rows: send errors down and/or accumulate the weight gradient.
+def backward(w, wt, net, xin, A, Dl, Din, m, live, target, coef, decay, propagate, slope):
+    """Sample-major backward pass over m rows: send errors down and/or accumulate the gradient.
 
     Dl holds dL/dZ of every computed node (same layout as A); the output node's block is
     filled by the caller and never written here.
@@ -341,12 +355,10 @@ def backward(w, wt, net, xin, A, Dl, Din, m, live, T, target, coef, decay, first
     ----------
     Din : flat buffer for the errors at the input nodes (their blocks of m rows), or empty.
     live : as in :func:`forward`.
-    T : flat scratch for BLAS products, or None (loops only).
     target : (P,) buffer that receives ``coef`` x the gradient, or empty (send errors only).
         With target = w (coef = −lr, decay = lr·λ) the update is fused into the pass: each
         block is first multiplied by (1 − decay) and updated after its error was sent down
         with its old weights.
-    first : the first chunk of a sample group (BLAS blocks then overwrite the gradient).
     propagate : send errors down (False: Dl is already complete for every node).
     slope : φ' of hidden nodes (1 for linear passes; from the activations in A).
     """
@@ -379,25 +391,6 @@ def backward(w, wt, net, xin, A, Dl, Din, m, live, T, target, coef, decay, first
             act = down and nodes[src, N_KIND] == KIND_HIDDEN and slope != 1.0
             sb = m * nodes[src, N_COL]
             Db = Din if to_input else Dl                     # where the source's errors go
-            if T is not None:
-                if edges[e, E_BLAS] != 0:                    # wide block: BLAS products
-                    W2 = w[off:off + rows * cols].reshape(rows, cols)
-                    Dj = Dl[jb:jb + m * rows].reshape(m, rows)
-                    S = _node(net, src, xin, A, m)
-                    if down:                                 # every computed node feeds one edge
-                        np.dot(Dj, W2, out=Db[sb:sb + m * cols].reshape(m, cols))
-                    if grad:
-                        G2 = target[off:off + rows * cols].reshape(rows, cols)
-                        if first:
-                            np.dot(Dj.T, S, out=G2)
-                        else:
-                            np.dot(Dj.T, S, out=T[:rows * cols].reshape(rows, cols))
-                            _axpy(1.0, T[:rows * cols], target[off:off + rows * cols])
-                    if act:
-                        for i in range(m * cols):
-                            if not A[sb + i] > 0.0:
-                                Dl[sb + i] *= sl
-                    continue
             if down:                                         # Ds = (Dj W) ⊙ φ'(S), old weights
                 for s in range(m):
                     d = Db[sb + s * cols:sb + (s + 1) * cols]
@@ -444,7 +437,7 @@ def backward(w, wt, net, xin, A, Dl, Din, m, live, T, target, coef, decay, first
 
 
 @_inner
-def end_to_end(w, wt, net, Dl, Din, T, none, out_wtot):
+def end_to_end(w, wt, net, Dl, Din, none, out_wtot):
     """out_wtot (out, D) = W_tot: the identity rows sent backward through the linear net.
 
     Products of weights along each path, ignoring φ and biases (bookkeeping for ReLU nets).
@@ -458,7 +451,7 @@ def end_to_end(w, wt, net, Dl, Din, T, none, out_wtot):
         for o in range(n_out):
             Do[i, o] = 1.0 if i == o else 0.0
     yes = n_out > 0                             # a runtime True (see _inner)
-    backward(w, wt, net, Din, Dl, Dl, Din, n_out, none, T, Dl[:0], 0.0, 0.0, yes, yes, 1.0)
+    backward(w, wt, net, Din, Dl, Dl, Din, n_out, none, Dl[:0], 0.0, 0.0, yes, 1.0)
     for j in range(net.nodes.shape[0]):
         if net.nodes[j, N_KIND] == KIND_INPUT:
             c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
@@ -656,7 +649,7 @@ def train_moment(net, sched, data, rec, W):
         while True:
             fill_transposes(w, wt, edges)
             if by_error:                        # W_tot at the input nodes
-                backward(w, wt, net, xin, A, Dl, Din, m, live, None, none, 0.0, 0.0, yes, yes, 1.0)
+                backward(w, wt, net, xin, A, Dl, Din, m, live, none, 0.0, 0.0, yes, 1.0)
                 for j in range(last + 1):
                     if nodes[j, N_KIND] == KIND_INPUT:
                         c0, units = nodes[j, N_COL], nodes[j, N_UNITS]
@@ -664,7 +657,7 @@ def train_moment(net, sched, data, rec, W):
                             for c in range(units):
                                 wtot[o, c0 + c] = Din[m * c0 + o * units + c]
             else:                               # W_tot at the output node
-                forward(w, wt, net, xin, A, m, live, None, 1.0, no)
+                forward(w, wt, net, xin, A, m, live, 1.0, no)
                 for o in range(n_out):
                     for d in range(D):
                         wtot[o, d] = A[m * oc + d * n_out + o]
@@ -687,13 +680,13 @@ def train_moment(net, sched, data, rec, W):
                         for o in range(n_out):
                             for c in range(units):
                                 xin[m * c0 + o * units + c] = G[o, c0 + c]
-                forward(w, wt, net, xin, A, m, live, None, 1.0, no)
-                backward(w, wt, net, xin, A, Dl, none, m, live, None, target, coef, decay, yes, no, 1.0)
+                forward(w, wt, net, xin, A, m, live, 1.0, no)
+                backward(w, wt, net, xin, A, Dl, none, m, live, target, coef, decay, no, 1.0)
             else:                               # send Gᵀ backward with the update fused in
                 for i in range(m):
                     for o in range(n_out):
                         Dl[m * oc + i * n_out + o] = G[o, i]
-                backward(w, wt, net, xin, A, Dl, none, m, live, None, target, coef, decay, yes, yes, 1.0)
+                backward(w, wt, net, xin, A, Dl, none, m, live, target, coef, decay, yes, 1.0)
             if sched.grad_only:
                 break
             k += 1
@@ -874,7 +867,7 @@ def train_feature(net, sched, data, rec, W):
         nxt = _first_due(sched, k)
         while True:
             fill_transposes(w, wt, edges)
-            forward(w, wt, net, x, A, m, live, None, slope, no)
+            forward(w, wt, net, x, A, m, live, slope, no)
             acc = 0.0                                         # A[m*oc + i*n_out + o] = c_{o,i}
             for o in range(n_out):
                 for i in range(m):
@@ -895,12 +888,12 @@ def train_feature(net, sched, data, rec, W):
                 nxt += sched.record_every
             record, st = _decide(sched, k, loss, lim, due, nr == cap)
             if record:
-                end_to_end(w, wt, net, E, Ein, None, all_live, wtot)
+                end_to_end(w, wt, net, E, Ein, all_live, wtot)
                 _record(rows, nr, k, loss, wtot, has_pop, sigma, w_star)
                 nr += 1
             if st >= 0 and not sched.grad_only:
                 break
-            backward(w, wt, net, x, A, Dl, none, m, live, None, target, coef, decay, yes, yes, slope)
+            backward(w, wt, net, x, A, Dl, none, m, live, target, coef, decay, yes, slope)
             if sched.grad_only:
                 break
             k += 1
@@ -908,11 +901,173 @@ def train_feature(net, sched, data, rec, W):
 
 
 # ---------------------------------------------------------------------- sample path
+# Chunks of samples are *feature-major*: node j's block holds one row of m samples per unit,
+# so the narrow blocks' loops run over samples (vectorised, their per-unit overhead spread
+# over the chunk) and the wide blocks are single matrix products Z = W S.
 @_inner
-def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, all_live, g, want_grad):
+def _accumulate(first, last, b, wv, x, z, a, slope):
+    """One term of a unit's sum over the chunk, fused with its neighbours' passes.
+
+    z = (b if first else z) + wv·x, then, if ``last`` and slope != 1, either the leaky ReLU
+    (``a`` has no entries: forward) or its derivative at the activations ``a`` (backward).
+    A sum of one term (first and last) is a single pass.
+    """
+    act = last and slope != 1.0
+    fwd = a.shape[0] == 0
+    if first and act:
+        if fwd:
+            for s in range(z.shape[0]):
+                v = b + wv * x[s]
+                z[s] = v if v >= 0.0 else slope * v
+        else:
+            for s in range(z.shape[0]):
+                v = b + wv * x[s]
+                z[s] = v if a[s] > 0.0 else slope * v
+        return
+    if first:
+        for s in range(z.shape[0]):
+            z[s] = b + wv * x[s]
+    elif wv != 0.0:                                              # exact: skips adding 0·x
+        for s in range(z.shape[0]):
+            z[s] += wv * x[s]
+    if act:
+        if fwd:
+            for s in range(z.shape[0]):
+                if z[s] < 0.0:
+                    z[s] *= slope
+        else:
+            for s in range(z.shape[0]):
+                if not a[s] > 0.0:
+                    z[s] *= slope
+
+
+@_inner
+def forward_fm(w, net, xin, A, m, T):
+    """Feature-major forward pass over a chunk of m samples (the sample path).
+
+    xin : the chunk's input block (node j's units x m rows at m * N_COL); A : computed units.
+    T : BLAS scratch, or None (loops only). Narrow blocks: each unit's row is built in
+    place (bias plus one pass per incoming weight) and activated in the same pass as its
+    last term, while it is in cache. Wide blocks (E_BLAS): Z = W S, then bias and φ.
+    """
+    nodes, edges = net.nodes, net.edges
+    dt = w.dtype.type
+    slope = dt(net.slope)
+    one = dt(1.0)
+    none = w[:0]
+    for j in range(nodes.shape[0]):
+        kind = nodes[j, N_KIND]
+        if kind == KIND_INPUT:
+            continue
+        units = nodes[j, N_UNITS]
+        zb = m * nodes[j, N_COL]
+        act = slope if kind == KIND_HIDDEN else one
+        written = False
+        if T is not None:                                    # wide blocks: BLAS products
+            for e in range(edges.shape[0]):
+                if edges[e, E_DST] != j or edges[e, E_BLAS] == 0:
+                    continue
+                off, rows, cols = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS]
+                S = _node_fm(net, edges[e, E_SRC], xin, A, m)
+                W2 = w[off:off + rows * cols].reshape(rows, cols)
+                if not written:
+                    np.dot(W2, S, out=A[zb:zb + units * m].reshape(units, m))
+                    written = True
+                else:
+                    np.dot(W2, S, out=T[:units * m].reshape(units, m))
+                    _axpy(1.0, T[:units * m], A[zb:zb + units * m])
+        e_last = -1                                          # the last narrow edge into j
+        for e in range(edges.shape[0]):
+            if edges[e, E_DST] == j and (T is None or edges[e, E_BLAS] == 0):
+                e_last = e
+        boff = nodes[j, N_BIAS]
+        for r in range(units):
+            z = A[zb + r * m:zb + (r + 1) * m]
+            b = w[boff + r] if (net.bias and boff >= 0) else dt(0.0)
+            if e_last < 0:                                   # wide terms only: bias and φ
+                for s in range(m):
+                    v = z[s] + b
+                    z[s] = v if (v >= 0.0 or act == one) else act * v
+                continue
+            first = not written
+            if written and b != 0.0:
+                for s in range(m):
+                    z[s] += b
+            for e in range(e_last + 1):
+                if edges[e, E_DST] != j or (T is not None and edges[e, E_BLAS] != 0):
+                    continue
+                off, cols, src = edges[e, E_OFF], edges[e, E_COLS], edges[e, E_SRC]
+                for c in range(cols):
+                    _accumulate(first, e == e_last and c == cols - 1, b, w[off + r * cols + c],
+                                _unit_row(net, src, xin, A, m, c), z, none, act)
+                    first = False
+
+
+@_inner
+def backward_fm(w, net, xin, A, Dl, m, T, g, first):
+    """Feature-major backward pass over a chunk; accumulates the weight gradient into g.
+
+    Dl : errors dL/dZ, layout of A; the output node's rows filled by the caller. Every
+    computed node feeds exactly one edge (true of the whole FusionNet family), so each source
+    row is written once, complete, and multiplied by φ' in the same pass. Narrow blocks' sums
+    over samples are dot products in a fixed order; wide blocks are BLAS products, written
+    straight into g on the group's ``first`` chunk and added through T after.
+    """
+    nodes, edges = net.nodes, net.edges
+    dt = w.dtype.type
+    slope = dt(net.slope)
+    for j in range(nodes.shape[0] - 1, -1, -1):
+        if nodes[j, N_KIND] == KIND_INPUT:
+            continue
+        units = nodes[j, N_UNITS]
+        jb = m * nodes[j, N_COL]
+        boff = nodes[j, N_BIAS]
+        if net.bias and boff >= 0:
+            for r in range(units):
+                g[boff + r] += _sum(Dl[jb + r * m:jb + (r + 1) * m])
+        for e in range(edges.shape[0]):
+            if edges[e, E_DST] != j:
+                continue
+            off, rows, cols, src = edges[e, E_OFF], edges[e, E_ROWS], edges[e, E_COLS], edges[e, E_SRC]
+            down = nodes[src, N_KIND] != KIND_INPUT
+            sb = m * nodes[src, N_COL]
+            if T is not None:
+                if edges[e, E_BLAS] != 0:
+                    W2 = w[off:off + rows * cols].reshape(rows, cols)
+                    Dj = Dl[jb:jb + rows * m].reshape(rows, m)
+                    S = _node_fm(net, src, xin, A, m)
+                    G2 = g[off:off + rows * cols].reshape(rows, cols)
+                    if first:
+                        np.dot(Dj, S.T, out=G2)
+                    else:
+                        np.dot(Dj, S.T, out=T[:rows * cols].reshape(rows, cols))
+                        _axpy(1.0, T[:rows * cols], g[off:off + rows * cols])
+                    if down:                                 # Dl_src = (Wᵀ Dj) ⊙ φ'(A_src)
+                        np.dot(W2.T, Dj, out=Dl[sb:sb + cols * m].reshape(cols, m))
+                        if slope != 1.0:
+                            for i in range(cols * m):
+                                if not A[sb + i] > 0.0:
+                                    Dl[sb + i] *= slope
+                    continue
+            for r in range(rows):
+                d = Dl[jb + r * m:jb + (r + 1) * m]
+                for c in range(cols):
+                    g[off + r * cols + c] += _dot(d, _unit_row(net, src, xin, A, m, c))
+            if not down:
+                continue
+            for c in range(cols):                            # Dl_src = φ'(A_src) · Wᵀ Dl_j
+                a = A[sb + c * m:sb + (c + 1) * m]
+                dsrc = Dl[sb + c * m:sb + (c + 1) * m]
+                for r in range(rows):
+                    _accumulate(r == 0, r == rows - 1, dt(0.0), w[off + r * cols + c],
+                                Dl[jb + r * m:jb + (r + 1) * m], dsrc, a, slope)
+
+
+@_inner
+def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, g, want_grad):
     """Loss (float64, times 1/n) and, if ``want_grad``, gradient (into g) of one sample group.
 
-    g must be zero on entry. A, Dl, T : this thread's scratch; all_live : (n_nodes, 0).
+    g must be zero on entry. A, Dl, T : this thread's scratch.
     """
     D = net.n_in
     n_out = net.nodes[net.nodes.shape[0] - 1, N_UNITS]
@@ -923,23 +1078,23 @@ def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, all_live, g, want_grad)
         s0, s1 = data.chunk_lo[c], data.chunk_lo[c + 1]
         m = s1 - s0
         xin = data.x[q, D * s0:D * s1]
-        yc = data.y[q, n_out * s0:n_out * s1].reshape(m, n_out)
-        forward(w, wt, net, xin, A, m, all_live, T, net.slope, net.bias)
-        Z = _block(A, m, oc, n_out)
-        Do = _block(Dl, m, oc, n_out)
-        for s in range(m):
-            for o in range(n_out):
-                ell, dl = _output_error(net.loss, float(Z[s, o]), float(yc[s, o]), data.inv_n)
+        yc = data.y[q, n_out * s0:n_out * s1]                   # (out, m) feature-major
+        forward_fm(w, net, xin, A, m, T)
+        for o in range(n_out):
+            zo = A[m * oc + o * m:m * oc + (o + 1) * m]
+            do = Dl[m * oc + o * m:m * oc + (o + 1) * m]
+            yo = yc[o * m:(o + 1) * m]
+            for s in range(m):
+                ell, dl = _output_error(net.loss, float(zo[s]), float(yo[s]), data.inv_n)
                 total += ell
-                Do[s, o] = dl
+                do[s] = dl
         if want_grad:
-            backward(w, wt, net, xin, A, Dl, g[:0], m, all_live, T, g, 1.0, 0.0, c == c_first, m > 0,
-                     net.slope)
+            backward_fm(w, net, xin, A, Dl, m, T, g, c == c_first)
     return total
 
 
 @_inner
-def _sample_task(item, G, active, kr, net, sched, data, W, WT, SA, SD, ST, all_live, GG, LL):
+def _sample_task(item, G, active, kr, net, sched, data, W, WT, SA, SD, ST, GG, LL):
     """Task ``item`` = (run, group) of an epoch: that group's loss into LL, gradient into GG."""
     r = item // G
     if not active[r]:
@@ -950,7 +1105,7 @@ def _sample_task(item, G, active, kr, net, sched, data, W, WT, SA, SD, ST, all_l
         g[i] = 0.0
     want = sched.grad_only or kr[r] < sched.n_epochs
     LL[item] = _group_loss_grad(W[r], WT[r], net, data, sched.data_of[r], item % G, SA[t], SD[t], ST[t],
-                                all_live, g, want)
+                                g, want)
 
 
 @njit(cache=True, parallel=True)
@@ -989,6 +1144,7 @@ def train_sample(net, plan, data, rec, W):
     GG = np.empty((R * G, P), dtype=dt)
     LL = np.empty(R * G)
     GRAD = np.empty(P, dtype=dt)
+    E = np.zeros(n_out * net.n_comp, dtype=dt)     # scratch of the W_tot pass
     Ein = np.empty(n_out * D, dtype=dt)
     wtot = np.empty((n_out, D))
     wtot_dt = np.empty((n_out, D), dtype=dt)
@@ -1007,7 +1163,7 @@ def train_sample(net, plan, data, rec, W):
             if active[r]:
                 fill_transposes(W[r], WT[r], net.edges)
         for item in prange(R * G):
-            _sample_task(item, G, active, kr, net, plan, data, W, WT, SA, SD, ST, all_live, GG, LL)
+            _sample_task(item, G, active, kr, net, plan, data, W, WT, SA, SD, ST, GG, LL)
         for r in range(R):
             if not active[r]:
                 continue
@@ -1022,7 +1178,7 @@ def train_sample(net, plan, data, rec, W):
                 nxt[r] += plan.record_every
             record, st = _decide(plan, kr[r], loss, lims[r], due, nrs[r] == cap)
             if record:
-                end_to_end(W[r], WT[r], net, SD[0], Ein, ST[0], all_live, wtot_dt)
+                end_to_end(W[r], WT[r], net, E, Ein, all_live, wtot_dt)
                 for o in range(n_out):
                     for d in range(D):
                         wtot[o, d] = wtot_dt[o, d]
