@@ -235,15 +235,6 @@ def _is_live(live, j, s):
 
 
 @_tiny
-def _unit_row(net, j, xin, A, m, c):
-    """Feature-major row of unit c of node j (its m samples), a contiguous 1-D view."""
-    a = m * (net.nodes[j, N_COL] + c)
-    if net.nodes[j, N_KIND] == KIND_INPUT:
-        return xin[a:a + m]
-    return A[a:a + m]
-
-
-@_tiny
 def _node_fm(net, j, xin, A, m):
     """Feature-major block of node j: (units, m), in the input buffer or in A."""
     c0, units = net.nodes[j, N_COL], net.nodes[j, N_UNITS]
@@ -909,13 +900,12 @@ def _accumulate(first, last, b, wv, x, z, a, slope):
     """One term of a unit's sum over the chunk, fused with its neighbours' passes.
 
     z = (b if first else z) + wv·x, then, if ``last`` and slope != 1, either the leaky ReLU
-    (``a`` has no entries: forward) or its derivative at the activations ``a`` (backward).
+    (``a`` is None: forward) or its derivative at the activations ``a`` (backward).
     A sum of one term (first and last) is a single pass.
     """
     act = last and slope != 1.0
-    fwd = a.shape[0] == 0
     if first and act:
-        if fwd:
+        if a is None:
             for s in range(z.shape[0]):
                 v = b + wv * x[s]
                 z[s] = v if v >= 0.0 else slope * v
@@ -931,7 +921,7 @@ def _accumulate(first, last, b, wv, x, z, a, slope):
         for s in range(z.shape[0]):
             z[s] += wv * x[s]
     if act:
-        if fwd:
+        if a is None:
             for s in range(z.shape[0]):
                 if z[s] < 0.0:
                     z[s] *= slope
@@ -954,7 +944,6 @@ def forward_fm(w, net, xin, A, m, T):
     dt = w.dtype.type
     slope = dt(net.slope)
     one = dt(1.0)
-    none = w[:0]
     for j in range(nodes.shape[0]):
         kind = nodes[j, N_KIND]
         if kind == KIND_INPUT:
@@ -997,9 +986,11 @@ def forward_fm(w, net, xin, A, m, T):
                 if edges[e, E_DST] != j or (T is not None and edges[e, E_BLAS] != 0):
                     continue
                 off, cols, src = edges[e, E_OFF], edges[e, E_COLS], edges[e, E_SRC]
+                src_buf = xin if nodes[src, N_KIND] == KIND_INPUT else A
+                sb = m * nodes[src, N_COL]
                 for c in range(cols):
                     _accumulate(first, e == e_last and c == cols - 1, b, w[off + r * cols + c],
-                                _unit_row(net, src, xin, A, m, c), z, none, act)
+                                src_buf[sb + c * m:sb + (c + 1) * m], z, None, act)
                     first = False
 
 
@@ -1049,10 +1040,11 @@ def backward_fm(w, net, xin, A, Dl, m, T, g, first):
                                 if not A[sb + i] > 0.0:
                                     Dl[sb + i] *= slope
                     continue
+            src_buf = xin if nodes[src, N_KIND] == KIND_INPUT else A
             for r in range(rows):
                 d = Dl[jb + r * m:jb + (r + 1) * m]
                 for c in range(cols):
-                    g[off + r * cols + c] += _dot(d, _unit_row(net, src, xin, A, m, c))
+                    g[off + r * cols + c] += _dot(d, src_buf[sb + c * m:sb + (c + 1) * m])
             if not down:
                 continue
             for c in range(cols):                            # Dl_src = φ'(A_src) · Wᵀ Dl_j
@@ -1159,9 +1151,6 @@ def train_sample(net, plan, data, rec, W):
     active = np.ones(R, dtype=np.bool_)
     n_active = R
     while n_active > 0:
-        for r in range(R):
-            if active[r]:
-                fill_transposes(W[r], WT[r], net.edges)
         for item in prange(R * G):
             _sample_task(item, G, active, kr, net, plan, data, W, WT, SA, SD, ST, GG, LL)
         for r in range(R):
@@ -1178,6 +1167,7 @@ def train_sample(net, plan, data, rec, W):
                 nxt[r] += plan.record_every
             record, st = _decide(plan, kr[r], loss, lims[r], due, nrs[r] == cap)
             if record:
+                fill_transposes(W[r], WT[r], net.edges)
                 end_to_end(W[r], WT[r], net, E, Ein, all_live, wtot_dt)
                 for o in range(n_out):
                     for d in range(D):
