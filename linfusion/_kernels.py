@@ -131,10 +131,17 @@ def compile_for(kernel, sig):
 
 
 class _Blas:
-    """Thread count of the BLAS that numba's np.dot calls (scipy's, through cython_blas)."""
+    """Thread count of the BLAS that numba's np.dot calls (scipy's, through cython_blas).
+
+    Found on first use (importing scipy.linalg costs 0.2 s; only the sample path needs it).
+    """
 
     def __init__(self):
         self.get = self.set = None
+        self.found = False
+
+    def _find(self):
+        self.found = True
         try:
             import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba uses)
             with open("/proc/self/maps") as f:
@@ -152,6 +159,8 @@ class _Blas:
 
     def single(self):
         """Set one BLAS thread; returns the previous count (or None if unknown)."""
+        if not self.found:
+            self._find()
         if self.set is None:
             return None
         old = int(self.get())
@@ -571,16 +580,6 @@ def _record(rows, i, k, loss, wtot, has_pop, sigma, w_star):
         for d in range(wtot.shape[1]):
             dst[o, d] = wtot[o, d]
     egs[i] = _gen_error(wtot, sigma, w_star) if has_pop else np.nan
-
-
-@_inner
-def _record_call(rows, i, k, loss, wtot, has_pop, sigma, w_star):
-    """:func:`_record` behind a call boundary, for the parallel kernel.
-
-    Numba's parallel passes drop the stores that inlined code makes through arrays unpacked
-    from a tuple argument (numba 0.68: the E_g column came out zero); a call hides them.
-    """
-    _record(rows, i, k, loss, wtot, has_pop, sigma, w_star)
 
 
 # ---------------------------------------------------------------------- moment path
@@ -1100,14 +1099,25 @@ def _sample_task(item, G, active, kr, net, sched, data, W, WT, SA, SD, ST, GG, L
                                 g, want)
 
 
-@njit(cache=True, parallel=True)
-def train_sample(net, plan, data, rec, W):
+@njit(cache=True, parallel=True, no_cpython_wrapper=True)
+def _sample_tasks(G, active, kr, net, plan, data, W, WT, SA, SD, ST, GG, LL):
+    """One epoch's (run, group) tasks, in parallel: the only parallel loop of the engine.
+
+    Kept this small on purpose: numba's parallel lowering costs seconds per line of the
+    function that holds the loop (``plan``: numba's parallel loops reserve ``sched``).
+    """
+    for item in prange(W.shape[0] * G):
+        _sample_task(item, G, active, kr, net, plan, data, W, WT, SA, SD, ST, GG, LL)
+
+
+@njit(cache=True)
+def train_sample(net, sched, data, rec, W):
     """Train R nets on their samples; every (run, sample group) pair is a parallel task.
 
     Parameters
     ----------
     net : Net.
-    plan : Schedule (named ``plan`` here: numba's parallel loops reserve ``sched``).
+    sched : Schedule.
     data : SampleData with Rd in {1, R} data sets. The samples are split into fixed chunks
         inside fixed groups; a group's gradient is summed chunk by chunk and the groups'
         in group order, so results depend neither on the number of threads nor on R.
@@ -1146,36 +1156,35 @@ def train_sample(net, plan, data, rec, W):
     cap = rec.loss.shape[1]
     nxt = np.empty(R, dtype=np.int64)
     for r in range(R):
-        nxt[r] = _first_due(plan, kr[r])
+        nxt[r] = _first_due(sched, kr[r])
     all_live = np.zeros((net.nodes.shape[0], 0), dtype=np.bool_)
     active = np.ones(R, dtype=np.bool_)
     n_active = R
     while n_active > 0:
-        for item in prange(R * G):
-            _sample_task(item, G, active, kr, net, plan, data, W, WT, SA, SD, ST, GG, LL)
+        _sample_tasks(G, active, kr, net, sched, data, W, WT, SA, SD, ST, GG, LL)
         for r in range(R):
             if not active[r]:
                 continue
-            q = plan.data_of[r]
+            q = sched.data_of[r]
             loss = 0.0
             for grp in range(G):
                 loss += LL[r * G + grp]
             if np.isnan(lims[r]):
-                lims[r] = _limit(plan, loss, data.half_syy[q])
+                lims[r] = _limit(sched, loss, data.half_syy[q])
             due = kr[r] == nxt[r]
             if due:
-                nxt[r] += plan.record_every
-            record, st = _decide(plan, kr[r], loss, lims[r], due, nrs[r] == cap)
+                nxt[r] += sched.record_every
+            record, st = _decide(sched, kr[r], loss, lims[r], due, nrs[r] == cap)
             if record:
                 fill_transposes(W[r], WT[r], net.edges)
                 end_to_end(W[r], WT[r], net, E, Ein, all_live, wtot_dt)
                 for o in range(n_out):
                     for d in range(D):
                         wtot[o, d] = wtot_dt[o, d]
-                _record_call(_run_records(rec, r), nrs[r], kr[r], loss, wtot, data.has_pop[q], data.sigma[q],
-                             data.w_star[q])
+                _record(_run_records(rec, r), nrs[r], kr[r], loss, wtot, data.has_pop[q], data.sigma[q],
+                        data.w_star[q])
                 nrs[r] += 1
-            if st >= 0 and not plan.grad_only:
+            if st >= 0 and not sched.grad_only:
                 rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nrs[r], lims[r], kr[r]
                 active[r] = False
                 n_active -= 1
@@ -1183,17 +1192,15 @@ def train_sample(net, plan, data, rec, W):
             _copy(GG[r * G], GRAD)                          # groups summed in group order
             for grp in range(1, G):
                 _axpy(1.0, GG[r * G + grp], GRAD)
-            if plan.grad_only:
-                g_out = rec.grad[r]
-                for i in range(P):
-                    g_out[i] = GRAD[i]
+            if sched.grad_only:
+                _copy(GRAD, rec.grad[r])
                 rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nrs[r], lims[r], kr[r]
                 active[r] = False
                 n_active -= 1
                 continue
             w = W[r]
-            lr = dt.type(plan.lr[r])
-            wd = dt.type(plan.wd[r])
+            lr = dt.type(sched.lr[r])
+            wd = dt.type(sched.wd[r])
             for i in range(P):
                 w[i] -= lr * (GRAD[i] + wd * w[i])
             kr[r] += 1
