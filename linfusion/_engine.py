@@ -42,7 +42,7 @@ PATHS = ("moment", "gram", "feature", "sample")
 _GROUP = 1024               # nominal samples per parallel group (fixed: results do not depend on threads)
 _CHUNK_BYTES = 1 << 20      # activations + errors of a chunk of the fused loops (measured, see sample_layout)
 _BLAS_MIN = 16              # an edge uses BLAS when both its sides have at least this many units
-_RECORD_BYTES = 8 << 20     # first record buffers of a call (all runs); doubled as runs go on
+_RECORD_BYTES = 16 << 20    # first record buffers of a call (all runs); doubled as runs go on
 _COMPILE_NOTE = "compiling the training kernels (first run only)"
 
 
@@ -462,6 +462,9 @@ def _drive(kernel, first, sched, data, state, n_out, D, grad_dim, grad_dtype, th
             cap = max(16, min(2 * cap, left))
     counts = np.array([sum(p[0].shape[0] for p in parts[r]) for r in range(R)], dtype=np.int64)
     n_rec_max = int(counts.max()) if R else 0
+    if calls == 1:                       # no run paused: the kernel's buffers are the records
+        return Records(rec.epoch[:, :n_rec_max], rec.loss[:, :n_rec_max], rec.w_tot[:, :n_rec_max],
+                       rec.eg[:, :n_rec_max], counts, status, calls), rec
     out = Records(np.zeros((R, n_rec_max), dtype=np.int64), np.zeros((R, n_rec_max)),
                   np.zeros((R, n_rec_max, n_out, D)), np.zeros((R, n_rec_max)), counts, status, calls)
     for r in range(R):
