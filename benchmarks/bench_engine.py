@@ -57,14 +57,18 @@ def exact_cases():
     multi = lf.data.multi(dim=100, n=700, noise=0.5, rng=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1000, 200))
-    d200 = from_arrays([x[:, :100], x[:, 100:]], x @ rng.standard_normal((200, 1)) / 14 + 0.1 * rng.standard_normal((1000, 1)))
+    y = x @ rng.standard_normal((200, 1)) / 14 + 0.1 * rng.standard_normal((1000, 1))
+    d200 = from_arrays([x[:, :100], x[:, 100:]], y)
     late = lf.FusionNet.late((1, 1), width=100)
     return [  # (name, net, data, path, init, e1, e2, target µs)
         ("toy late fusion, moment", late, toy, "moment", "entry", 20000, 220000, 0.9),
         ("toy early fusion, moment", lf.FusionNet.early((1, 1), width=100), toy, "moment", "entry", 20000, 220000, None),
-        ("multi D=100 late, moment", lf.FusionNet.late((50, 50), width=100), multi, "moment", "entry", 2000, 22000, 10),
-        ("multi D=100 early, moment", lf.FusionNet.early((50, 50), width=100), multi, "moment", "entry", 2000, 22000, 10),
-        ("D=200 late w100, moment", lf.FusionNet.late((100, 100), width=100), d200, "moment", "entry", 1000, 11000, 50),
+        ("multi D=100 late, moment", lf.FusionNet.late((50, 50), width=100), multi, "moment", "entry",
+         2000, 22000, 10),
+        ("multi D=100 early, moment", lf.FusionNet.early((50, 50), width=100), multi, "moment", "entry",
+         2000, 22000, 10),
+        ("D=200 late w100, moment", lf.FusionNet.late((100, 100), width=100), d200, "moment", "entry",
+         1000, 11000, 50),
         ("deep L=4 L_f=2 toy, moment", lf.FusionNet.deep((1, 1), width=100, depth=4, fuse_depth=2), toy, "moment",
          "layer", 2000, 22000, None),
         ("toy late fusion, gram", late, toy, "gram", "entry", 200000, 2200000, 0.05),

@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))      # this checkout's linfusion
+
 CASES = {   # name: net (in_dims, out, width, depth, fuse, slope), data, n, run lengths, lr
     "toy-relu-late": dict(in_dims=(1, 1), out=1, width=100, depth=2, fuse=2, data="toy", n=8192,
                           epochs=(20, 220), lr=0.04),
@@ -51,7 +53,6 @@ def load():
 
 def make_inputs(name, path):
     """Data and initial weights of a case, written to ``path`` (.npz) for both sides."""
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     import linfusion as lf
     c = CASES[name]
     net = lf.FusionNet(c["in_dims"], c["out"], c["width"], c["depth"], c["fuse"], slope=0.0)
@@ -105,12 +106,11 @@ def torch_side(case, dtype, inputs, threads, repeats):
     tdt = {"float64": torch.float64, "float32": torch.float32}[dtype]
     z = np.load(inputs)
     K, L, Lf, h, out = len(c["in_dims"]), c["depth"], c["fuse"], c["width"], c["out"]
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     import linfusion as lf
     net = lf.FusionNet(c["in_dims"], out, h, L, Lf, slope=0.0)
     blocks = net.unpack(z["w0"])
 
-    def linear(name, bias_name, fan_in, fan_out, bias=True):
+    def linear(name, fan_in, fan_out):
         lin = torch.nn.Linear(fan_in, fan_out, bias=False, dtype=tdt)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(np.array(blocks[name])))
@@ -122,12 +122,12 @@ def torch_side(case, dtype, inputs, threads, repeats):
         def __init__(self):
             super().__init__()
             self.enc = torch.nn.ModuleList(torch.nn.ModuleList(
-                linear(f"W{l}_{k}", None, c["in_dims"][k] if l == 1 else h, h) for l in range(1, Lf))
+                linear(f"W{l}_{k}", c["in_dims"][k] if l == 1 else h, h) for l in range(1, Lf))
                 for k in range(K))
             fuse_out = out if Lf == L else h
-            self.fuse = torch.nn.ModuleList(linear(f"W{Lf}_{k}", None, c["in_dims"][k] if Lf == 1 else h, fuse_out)
+            self.fuse = torch.nn.ModuleList(linear(f"W{Lf}_{k}", c["in_dims"][k] if Lf == 1 else h, fuse_out)
                                             for k in range(K))
-            self.post = torch.nn.ModuleList(linear(f"W{l}", None, h, out if l == L else h)
+            self.post = torch.nn.ModuleList(linear(f"W{l}", h, out if l == L else h)
                                             for l in range(Lf + 1, L + 1))
 
         def forward(self, xs):
@@ -164,8 +164,6 @@ def torch_side(case, dtype, inputs, threads, repeats):
     with torch.no_grad():
         losses.append(float(0.5 * ((model(xs) - y) ** 2).sum() / y.shape[0]))
         w = np.zeros(net.n_params)
-        names = {id(p): None for p in model.parameters()}
-        del names
         final = {}
         for k in range(K):
             for i, layer in enumerate(model.enc[k]):
@@ -319,7 +317,8 @@ def main(argv=None):
         for s, a, b in zip(shapes, r1, rt):
             rates[(tuple(s), dtype)] = b
             print(f"| {tuple(s)} | {dtype} | {a:.3g} | {b:.3g} |")
-    print("\n| case | dtype | ours GFlop/s | % of the machine's rate on its largest product | % of the 2048-square rate |")
+    print("\n| case | dtype | ours GFlop/s | % of the machine's rate on its largest product "
+          "| % of the 2048-square rate |")
     print("|---|---|---|---|---|")
     for (case, dtype), gf in achieved.items():
         own = rates[(tuple(case_shapes(case)), dtype)]

@@ -73,8 +73,15 @@ def blas_edges(rows, cols):
 
     A block (rows x cols) uses BLAS when both sides have at least ``_BLAS_MIN`` (16) units;
     narrower blocks (the toy nets' 1-input encoders and 1-output read-outs) use the fused
-    loops, which keep a sample's row in cache and skip exact zeros (ReLU). Measured on this
-    machine (benchmarks/bench_engine.py --dispatch): see the table in that script's docstring.
+    loops, which keep a unit's row of samples in cache and skip exact zeros (ReLU).
+
+    Measured (``python benchmarks/bench_engine.py --dispatch``: one thread, one forward and
+    backward pass over 4096 samples, ReLU nets with inputs (d, d), d in {1, 4, 16, 64}, a
+    shared hidden layer of width h in {8, 16, 32, 100}, float64 and float32, 32 cases; the
+    rule "BLAS iff rows >= t and cols >= t"), the sum over cases of time / best time was
+    t = 1: 47.4, t = 4: 36.6, t = 8: 36.6, t = 16: 36.1, t = 32: 36.5, t = 64: 38.3,
+    loops only: 52.8 (32.0 would be the best choice in every case). Width-100 blocks are
+    3x faster as BLAS products; 8-unit blocks up to 3x slower.
     """
     rows, cols = np.asarray(rows), np.asarray(cols)
     return ((rows >= _BLAS_MIN) & (cols >= _BLAS_MIN)).astype(np.int64)

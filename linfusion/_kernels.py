@@ -17,27 +17,42 @@ A network is a chain of *nodes* in topological order, fed by *edges*:
   this block's products with BLAS, 0 for the fused loops (the dispatch rule is
   :func:`linfusion._engine.blas_edges`).
 
-Activations are *sample-major*: a buffer of m rows (samples, basis vectors, error rows) holds
-node j as the contiguous (m, units) block starting at element ``m * nodes[j, N_COL]``. The
-same forward and backward drivers serve every path:
+Kernels (one compiled specialisation per dtype; R runs per call, each with its own data set
+``sched.data_of[r]``, weights W[r] at epoch ``rec.k[r]``):
 
-- *sample path* (:func:`train_sample`): the rows are samples, chunk by chunk; wide blocks
-  as BLAS matrix products, narrow ones by loops that skip exact zeros (ReLU).
-- *moment path* (:func:`train_moment`, linear net, squared loss): with D > out, the out
-  rows of the identity are sent backward (giving the end-to-end map W_tot at the input
-  nodes), then the output error G = W_tot Σxx − Σyx (out x D) is sent forward; with
-  D <= out, the D basis vectors are sent forward and Gᵀ backward. Either way the weight
-  gradient is a sum over those rows of outer products, at a cost independent of n.
-- *feature-moment path* (:func:`train_feature`, late-fusion leaky-ReLU nets with scalar
-  modalities and no bias): the rows are the 2K inputs ±1 of one modality each; the output
-  error of row (k, ±) is the error moment of the feature relu(±x_k) (theory.md §6.11).
-- *Gram-state path* (:func:`train_gram`, two-layer linear nets): the exact map of
-  (W_tot, W¹ᵀW¹, W²W²ᵀ) per modality (theory.md §6.10); no weights at all.
+- ``train_moment(net: Net, sched: Schedule, data: MomentData, rec: Records, W (R, P) f64)``:
+  linear nets, squared loss. With D > out the out rows of the identity are sent backward
+  (the end-to-end map W_tot appears at the input nodes), then the output error
+  G = W_tot Σxx − Σyx (out x D) is sent forward; with D <= out the D basis vectors are sent
+  forward and Gᵀ backward. Either way the weight gradient is a sum of outer products over
+  those rows: a cost independent of n and proportional to min(D, out) x parameters.
+- ``train_gram(gnet: GramNet, sched, data: MomentData, rec, S (R, n_state) f64)``: two-layer
+  linear nets through the exact map of (W_tot, W¹ᵀW¹, W²W²ᵀ) per block (theory.md §6.10).
+- ``train_feature(net, sched, data: FeatureData, rec, W (R, P) f64)``: late-fusion
+  leaky-ReLU nets without bias whose modalities are scalars: the rows are the 2K inputs ±1
+  of one modality each, whose output error is the error moment of the feature relu(±x_k)
+  (theory.md §6.11).
+- ``train_sample(net, sched, data: SampleData, rec, W (R, P) f64 or f32)``: everything
+  else; every epoch the (run, sample group) tasks run in parallel (:func:`_sample_tasks`,
+  the engine's only parallel loop).
+
+Serial kernels release the GIL; the engine spreads their runs over threads.
+
+Layouts. The moment, feature and W_tot passes are *sample-major* (:func:`forward`,
+:func:`backward`): a buffer of m rows (basis vectors, error rows, the 2K inputs) holds node j
+as the contiguous (m, units) block at element ``m * nodes[j, N_COL]``, each row's units
+contiguous. The sample path is *feature-major* (:func:`forward_fm`, :func:`backward_fm`):
+a chunk of m samples holds node j as the (units, m) block at the same offset, so narrow
+blocks run fused loops over samples and wide blocks are single BLAS products Z = W S.
 
 Every loop's order depends only on shapes, and sums over samples run in a fixed order
 (fixed chunks inside fixed sample groups, the groups summed in group order), so a run gives
 the same bits whether it is trained alone, in parallel groups, on any number of threads, or
 inside a batch. BLAS calls run single-threaded (the engine sets it), one per task.
+
+Numba's cache index stores the argument types, namedtuple classes included: renaming or
+removing a record class below makes an old cache index unreadable (numba then fails while
+unpickling it); clear ``__pycache__`` after such a change.
 """
 import os
 
@@ -66,16 +81,18 @@ _AXPY_MIN = 8   # below this many columns, a block is read transposed (see fill_
 # ---------------------------------------------------------------------- argument records
 #: The network: node and edge tables (int64), leaky-ReLU slope, biases on/off, loss code.
 Net = namedtuple("Net", "nodes edges n_in n_comp slope bias loss")
-#: What to run. lr, wd : (R,) float64; data_of (R,) int64: each run's data set; n_epochs, record_every : int; tol, blowup : float;
-#: grad_only : bool (evaluate loss and gradient at the current weights into Records.grad).
+#: What to run. lr, wd : (R,) float64; data_of : (R,) int64, each run's data set; n_epochs,
+#: record_every : int; tol, blowup : float; grad_only : bool (evaluate the loss and gradient
+#: at the current weights into Records.grad, no update).
 Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only")
 #: Records of R runs with room for ``cap`` entries each. epoch (R, cap) int64, loss (R, cap),
 #: w_tot (R, cap, out, D), eg (R, cap), n_rec (R,) int64 (entries written), status (R,) int64,
 #: k (R,) int64 (in: the epoch the weights are at; out: the epoch reached), limit (R,)
 #: (blow-up threshold; NaN: set at this call's first evaluation), grad (R, P) (grad_only).
 Records = namedtuple("Records", "epoch loss w_tot eg n_rec status k limit grad")
-#: Moment-path data (Rd data sets): sxx (Rd, D, D), syx, w_ls, g0 = W_ls Σxx − Σyx (Rd, out, D), loss_min,
-#: half_syy (Rd,), live (n_nodes, rows) bool: which rows of each node can be nonzero.
+#: Moment-path data (Rd data sets): sxx (Rd, D, D); syx, w_ls, g0 = W_ls Σxx − Σyx
+#: (Rd, out, D); loss_min, half_syy (Rd,); live (n_nodes, rows) bool: which rows of each
+#: node can be nonzero.
 #: Every data record ends with the population statistics for E_g: has_pop (Rd,) bool,
 #: sigma (Rd, D, D), w_star (Rd, out, D) (flat: numba's parallel loops take no nested records).
 MomentData = namedtuple("MomentData", "sxx syx w_ls g0 loss_min half_syy live has_pop sigma w_star")
@@ -250,14 +267,6 @@ def _node_fm(net, j, xin, A, m):
     if net.nodes[j, N_KIND] == KIND_INPUT:
         return xin[m * c0:m * (c0 + units)].reshape(units, m)
     return A[m * c0:m * (c0 + units)].reshape(units, m)
-
-
-@_tiny
-def _node(net, j, xin, A, m):
-    """Block of node j: its rows of the input buffer or of the computed buffer A."""
-    if net.nodes[j, N_KIND] == KIND_INPUT:
-        return _block(xin, m, net.nodes[j, N_COL], net.nodes[j, N_UNITS])
-    return _block(A, m, net.nodes[j, N_COL], net.nodes[j, N_UNITS])
 
 
 @_tiny
@@ -591,8 +600,9 @@ def train_moment(net, sched, data, rec, W):
     ----------
     net : Net (slope 1, no bias).
     sched : Schedule.
-    data : MomentData with Rd in {1, R} data sets; ``live`` (n_nodes, D) is the support
-        table when D <= out (basis rows), all True (n_nodes, out) otherwise.
+    data : MomentData of Rd data sets (run r uses data set sched.data_of[r]); ``live`` is
+        the support table (n_nodes, D) when D <= out (basis rows), all True (n_nodes, out)
+        otherwise.
     rec : Records (R, cap).
     W : (R, P) float64, the weights at epoch rec.k[r]; overwritten with the last ones.
     """
@@ -1076,7 +1086,7 @@ def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, g, want_grad):
             do = Dl[m * oc + o * m:m * oc + (o + 1) * m]
             yo = yc[o * m:(o + 1) * m]
             for s in range(m):
-                ell, dl = _output_error(net.loss, float(zo[s]), float(yo[s]), data.inv_n)
+                ell, dl = _output_error(net.loss, np.float64(zo[s]), np.float64(yo[s]), data.inv_n)
                 total += ell
                 do[s] = dl
         if want_grad:
@@ -1118,8 +1128,8 @@ def train_sample(net, sched, data, rec, W):
     ----------
     net : Net.
     sched : Schedule.
-    data : SampleData with Rd in {1, R} data sets. The samples are split into fixed chunks
-        inside fixed groups; a group's gradient is summed chunk by chunk and the groups'
+    data : SampleData of Rd data sets (run r uses sched.data_of[r]). The samples are split
+        into fixed chunks inside fixed groups; a group's gradient is summed chunk by chunk and the groups'
         in group order, so results depend neither on the number of threads nor on R.
     rec : Records (R, cap); ``grad`` (R, P) in the weights' dtype.
     W : (R, P) float64 or float32, the weights at epoch rec.k[r]; overwritten.

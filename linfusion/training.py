@@ -404,5 +404,6 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
             epochs=ep, loss=rec.loss[r, :m].copy(),
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
             eg=rec.eg[r, :m].copy() if of_run(has_pop, r) else None,
-            w=None if path == "gram" else W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net))
+            w=None if path == "gram" else W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]),
+            path=path, net=net))
     return results
