@@ -80,8 +80,10 @@ def blas_edges(rows, cols):
     shared hidden layer of width h in {8, 16, 32, 100}, float64 and float32, 32 cases; the
     rule "BLAS iff rows >= t and cols >= t"), the sum over cases of time / best time was
     t = 1: 47.4, t = 4: 36.6, t = 8: 36.6, t = 16: 36.1, t = 32: 36.5, t = 64: 38.3,
-    loops only: 52.8 (32.0 would be the best choice in every case). Width-100 blocks are
-    3x faster as BLAS products; 8-unit blocks up to 3x slower.
+    loops only: 52.8 (32.0 would be the best choice in every case); a second run gave
+    t = 8: 35.8, t = 16: 37.1, t = 32: 37.0: thresholds 4 to 32 are equal within run-to-run
+    noise, 1 and 64 or more are not. Width-100 blocks are 3x faster as BLAS products than
+    as loops; 8-unit blocks up to 3x slower.
     """
     rows, cols = np.asarray(rows), np.asarray(cols)
     return ((rows >= _BLAS_MIN) & (cols >= _BLAS_MIN)).astype(np.int64)
