@@ -904,6 +904,14 @@ def train_feature(net, sched, data, rec, W):
 # Chunks of samples are *feature-major*: node j's block holds one row of m samples per unit,
 # so the narrow blocks' loops run over samples (vectorised, their per-unit overhead spread
 # over the chunk) and the wide blocks are single matrix products Z = W S.
+#
+# Where the next features go (issue 13), without changing this structure:
+# - softmax cross-entropy over C classes: one more loss code in _group_loss_grad's output
+#   stage, which already sees a chunk's (out, m) outputs and writes their (out, m) errors;
+# - mini-batches: chunk_lo / group_lo describe which samples a step sees; a shuffled batch
+#   is gathered into a chunk block of the same layout before forward_fm;
+# - convolutions: an edge-kind column in the edge table, dispatched in forward_fm and
+#   backward_fm next to E_BLAS (im2col into the scratch T, then the same BLAS products).
 @_inner
 def _accumulate(first, last, b, wv, x, z, a, slope):
     """One term of a unit's sum over the chunk, fused with its neighbours' passes.
