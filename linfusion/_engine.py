@@ -393,7 +393,7 @@ def _run(kernel, first, sched, data, rec, state, threads_over_runs):
     args = (first, sched, data, rec, state)
     _ensure(kernel, args)
     R = state.shape[0]
-    T = min(get_threads(), R) if threads_over_runs else 1
+    T = min(get_threads(), R) if threads_over_runs and R > 1 else 1    # (asking starts numba's pool)
     if T <= 1:
         if threads_over_runs:
             kernel(*args)
