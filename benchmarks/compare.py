@@ -1,17 +1,28 @@
-"""Side-by-side speed: our two paths, plain NumPy, and a PyTorch loop like the original code's.
+"""Side by side: our sample path against PyTorch, same precision, threads, data and weights.
 
-    python benchmarks/compare.py [--repeats 5] [--no-sweep] [--no-memory]
+    python benchmarks/compare.py [--threads 2] [--repeats 5] [--cases toy-relu-late,...]
+                                 [--dtypes float64,float32] [--no-torch]
 
-For each case every implementation trains the same network on the same data by full-batch
-gradient descent, in the same run; the table gives median microseconds per epoch and the
-speed-up of our fastest applicable path over each other implementation. PyTorch is
-optional (``pip install torch==2.13.0`` gives a CPU build here); its loop is written the
-way the original code trains: ``nn.Linear`` layers, autograd, ``torch.optim.SGD``, float32
-(torch's default, as in the original). Then the toy late-fusion sweep end to end on 1 and
-2 workers, and the peak memory of a 10 000-point sweep with trajectories off.
+For every case and dtype each side runs in its own process (no thread pool of one side
+spins during the other's timing), on the same data and the same initial weights, both
+written once by this process. Each side is timed at two run lengths e1 < e2 (median over
+``repeats``): per-epoch cost = (t(e2) − t(e1)) / (e2 − e1), per-call overhead = t(e1) −
+e1 x per-epoch (ours: ``linfusion.train`` with its checks and setup; PyTorch: building the
+modules and tensors). Before timing, both sides train 3 epochs from the same weights and the
+table reports how far apart their losses and final weights are (float64: rounding ~1e-15;
+float32: ~1e-6). The machine's matrix-product rate (numpy matmul of the cases' product
+shapes and of a 2048-square product, 1 and ``threads`` threads, in a subprocess each) and
+the GFlop/s our sample path achieves are printed after the table, and the load average
+before and after.
+
+Flops per epoch count every weight block's products (forward, weight gradient and, unless
+its source is an input, the error sent down: 2 n rows cols each), not the elementwise work.
 """
+from __future__ import annotations
+
 import argparse
-import resource
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,228 +31,302 @@ import time
 
 import numpy as np
 
-import linfusion as lf
-from linfusion import sweep
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))      # this checkout's linfusion
+
+CASES = {   # name: net (in_dims, out, width, depth, fuse, slope), data, n, run lengths, lr
+    "toy-relu-late": dict(in_dims=(1, 1), out=1, width=100, depth=2, fuse=2, data="toy", n=8192,
+                          epochs=(20, 220), lr=0.04),
+    "deep-relu-L4-Lf2": dict(in_dims=(1, 1), out=1, width=100, depth=4, fuse=2, data="toy", n=8192,
+                             epochs=(5, 45), lr=0.01),
+    "784+784-relu-w100": dict(in_dims=(784, 784), out=10, width=100, depth=2, fuse=2, data="gauss",
+                              n=5000, epochs=(2, 12), lr=0.01),
+    "784+784-relu-w500": dict(in_dims=(784, 784), out=10, width=500, depth=2, fuse=2, data="gauss",
+                              n=5000, epochs=(1, 5), lr=0.01),
+}
+CHECK_EPOCHS = 3
 
 
-# ------------------------------------------------------------------ plain NumPy training
-def numpy_trainer(net, data, lr):
-    """A plain NumPy full-batch GD loop for ``net`` (matrix products, hand-written backward)."""
-    xs, y = data.xs, data.y
-    n = y.shape[0]
-    L, Lf, s = net.depth, net.fuse_depth, net.slope
-    w = net.init("entry", 0.1, 0)               # the initial weights ours() draws
-    mats = net.unpack(w)                       # views into w, updated in place
-    enc = [[mats[f"W{l}_{k}"] for l in range(1, Lf + 1)] for k in range(net.n_modalities)]
-    post = [mats[f"W{l}"] for l in range(Lf + 1, L + 1)]
-
-    def act(z, last):
-        return z if last or s == 1.0 else np.where(z > 0, z, s * z)
-
-    def epoch():
-        hs = []                                # per modality: activations entering each layer
-        z_fuse = 0.0
-        for k in range(net.n_modalities):
-            h = [xs[k]]
-            for l, W in enumerate(enc[k]):
-                z = h[-1] @ W.T
-                if l < Lf - 1:
-                    h.append(act(z, False))
-                else:
-                    z_fuse = z_fuse + z
-            hs.append(h)
-        a = [act(z_fuse, Lf == L)]
-        for l, W in enumerate(post):
-            a.append(act(a[-1] @ W.T, Lf + l + 1 == L))
-        d = (a[-1] - y) / n
-        grads = []
-        for l in range(len(post) - 1, -1, -1):
-            grads.append((post[l], d.T @ a[l]))
-            d = d @ post[l]
-            d = d * np.where(a[l] > 0, 1.0, s) if s != 1.0 else d
-        for k in range(net.n_modalities):
-            dk = d
-            for l in range(Lf - 1, -1, -1):
-                W = enc[k][l]
-                grads.append((W, dk.T @ hs[k][l]))
-                if l > 0:
-                    dk = dk @ W
-                    dk = dk * np.where(hs[k][l] > 0, 1.0, s) if s != 1.0 else dk
-        for W, g in grads:
-            W -= lr * g
-    epoch.w = w
-    return epoch
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
-# ------------------------------------------------------------------ PyTorch, as the original trains
-def torch_trainer(net, data, lr):
-    """autograd + torch.optim.SGD on nn.Linear layers (float32), or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    K, L, Lf, h = net.n_modalities, net.depth, net.fuse_depth, net.width
-    fuse_out = net.out_dim if Lf == L else h
-    act = torch.nn.LeakyReLU(net.slope) if net.slope != 1.0 else torch.nn.Identity()
+def make_inputs(name, path):
+    """Data and initial weights of a case, written to ``path`` (.npz) for both sides."""
+    import linfusion as lf
+    c = CASES[name]
+    net = lf.FusionNet(c["in_dims"], c["out"], c["width"], c["depth"], c["fuse"], slope=0.0)
+    if c["data"] == "toy":
+        ds = lf.data.toy(rho=0.0, ratio=2.0, n=c["n"], rng=0)
+        xs, y = list(ds.xs), ds.y
+    else:                       # Gaussian inputs, a random linear teacher of 10 outputs, noise
+        rng = np.random.default_rng(0)
+        xs = [rng.standard_normal((c["n"], d)) for d in c["in_dims"]]
+        x = np.concatenate(xs, axis=1)
+        y = x @ (rng.standard_normal((c["out"], x.shape[1])) / np.sqrt(x.shape[1])).T
+        y += 0.1 * rng.standard_normal(y.shape)
+    w0 = net.init("layer", 1.0, 1)
+    np.savez(path, w0=w0, y=y, **{f"x{k}": x for k, x in enumerate(xs)})
+
+
+# ---------------------------------------------------------------------- the two sides (worker processes)
+def ours(case, dtype, inputs, threads, repeats):
+    """Our sample path. Per-epoch cost timed through ``linfusion._engine.fit`` (what ``train``
+    calls after its checks); per-call overhead reported for both ``fit`` and ``train`` (which
+    today also computes Σxx, a least-squares fit and an eigenvalue bound for its stability
+    warning: seconds at D = 1568)."""
+    import linfusion as lf
+    from linfusion import _engine
+    from linfusion.data import from_arrays
+    lf.set_threads(threads)
+    c = CASES[case]
+    z = np.load(inputs)
+    xs = [z[f"x{k}"] for k in range(len(c["in_dims"]))]
+    data = from_arrays(xs, z["y"])
+    net = lf.FusionNet(c["in_dims"], c["out"], c["width"], c["depth"], c["fuse"], slope=0.0)
+    dt = np.dtype(dtype)
+    first = lf.train(net, data, lr=c["lr"], epochs=CHECK_EPOCHS, w0=z["w0"], path="sample", dtype=dt)
+
+    def run(e):
+        _engine.fit(net, "sample", z["w0"][None].copy(), datas=[data], lrs=c["lr"], wds=0.0, loss="mse",
+                    epochs=e, record_every=e, tol=0.0, dtype=dt)
+
+    def train_call():
+        t = time.perf_counter()
+        lf.train(net, data, lr=c["lr"], epochs=1, w0=z["w0"], path="sample", dtype=dt)
+        return time.perf_counter() - t
+    run.train_call = train_call
+    return first.loss.tolist(), first.w, run
+
+
+def torch_side(case, dtype, inputs, threads, repeats):
+    import torch
+    torch.set_num_threads(threads)
+    c = CASES[case]
+    tdt = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    z = np.load(inputs)
+    K, L, Lf, h, out = len(c["in_dims"]), c["depth"], c["fuse"], c["width"], c["out"]
+    import linfusion as lf
+    net = lf.FusionNet(c["in_dims"], out, h, L, Lf, slope=0.0)
+    blocks = net.unpack(z["w0"])
+
+    def linear(name, fan_in, fan_out):
+        lin = torch.nn.Linear(fan_in, fan_out, bias=False, dtype=tdt)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.array(blocks[name])))
+        return lin
 
     class Fusion(torch.nn.Module):
+        """The FusionNet family in PyTorch: encoders per modality, fusion blocks summed, shared layers."""
+
         def __init__(self):
             super().__init__()
             self.enc = torch.nn.ModuleList(torch.nn.ModuleList(
-                torch.nn.Linear(d if l == 0 else h, h, bias=net.bias) for l in range(Lf - 1))
-                for d in net.in_dims)
-            self.fuse = torch.nn.ModuleList(torch.nn.Linear(d if Lf == 1 else h, fuse_out, bias=False)
-                                            for d in net.in_dims)
-            self.post = torch.nn.ModuleList(torch.nn.Linear(h, net.out_dim if l == L else h, bias=net.bias)
+                linear(f"W{l}_{k}", c["in_dims"][k] if l == 1 else h, h) for l in range(1, Lf))
+                for k in range(K))
+            fuse_out = out if Lf == L else h
+            self.fuse = torch.nn.ModuleList(linear(f"W{Lf}_{k}", c["in_dims"][k] if Lf == 1 else h, fuse_out)
+                                            for k in range(K))
+            self.post = torch.nn.ModuleList(linear(f"W{l}", h, out if l == L else h)
                                             for l in range(Lf + 1, L + 1))
 
         def forward(self, xs):
-            z = 0
+            zsum = 0
             for k in range(K):
-                hk = xs[k]
+                a = xs[k]
                 for layer in self.enc[k]:
-                    hk = act(layer(hk))
-                z = z + self.fuse[k](hk)
+                    a = torch.relu(layer(a))
+                zsum = zsum + self.fuse[k](a)
             for layer in self.post:
-                z = layer(act(z))
-            return z
+                zsum = layer(torch.relu(zsum))
+            return zsum
 
-    model = Fusion()
-    xs = [torch.tensor(x, dtype=torch.float32) for x in data.xs]
-    y = torch.tensor(data.y, dtype=torch.float32)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    def build():
+        xs = [torch.from_numpy(np.ascontiguousarray(z[f"x{k}"], dtype=dtype)) for k in range(K)]
+        y = torch.from_numpy(np.ascontiguousarray(z["y"], dtype=dtype))
+        model = Fusion()
+        return model, xs, y, torch.optim.SGD(model.parameters(), lr=c["lr"])
 
-    def epoch():
-        opt.zero_grad()
-        loss = 0.5 * ((model(xs) - y) ** 2).mean()
+    def step(model, xs, y, opt):
+        opt.zero_grad(set_to_none=True)
+        loss = 0.5 * ((model(xs) - y) ** 2).sum() / y.shape[0]       # ½ <|y − ŷ|²>, as ours
         loss.backward()
         opt.step()
-    return epoch
+        return float(loss.detach())
 
-
-# ------------------------------------------------------------------ timing
-def median_per_epoch(run, epochs, repeats):
-    run(2)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(epochs)
-        times.append((time.perf_counter() - t0) / epochs)
-    return statistics.median(times)
-
-
-def loop(epoch_fn):
     def run(e):
+        model, xs, y, opt = build()
         for _ in range(e):
-            epoch_fn()
-    return run
+            step(model, xs, y, opt)
+
+    model, xs, y, opt = build()
+    losses = [step(model, xs, y, opt) for _ in range(CHECK_EPOCHS)]
+    with torch.no_grad():
+        losses.append(float(0.5 * ((model(xs) - y) ** 2).sum() / y.shape[0]))
+        w = np.zeros(net.n_params)
+        final = {}
+        for k in range(K):
+            for i, layer in enumerate(model.enc[k]):
+                final[f"W{i + 1}_{k}"] = layer.weight.double().numpy()
+            final[f"W{Lf}_{k}"] = model.fuse[k].weight.double().numpy()
+        for i, layer in enumerate(model.post):
+            final[f"W{Lf + 1 + i}"] = layer.weight.double().numpy()
+        view = net.unpack(w)
+        for name, value in final.items():
+            view[name][:] = value
+    return losses, w, run
 
 
-def ours(net, data, path):
-    def run(e):
-        lf.train(net, data, lr=0.001, epochs=e, init="entry", scale=0.1, rng=0, path=path)
-    return run
-
-
-def cases():
-    toy = lf.data.toy(rho=0.0, ratio=2.0, n=8192, rng=0)
-    multi = lf.data.multi(dim=100, n=700, noise=0.5, rng=0)
-    return [
-        ("toy late fusion, linear", lf.FusionNet.late((1, 1), width=100), toy),
-        ("toy early fusion, linear", lf.FusionNet.early((1, 1), width=100), toy),
-        ("toy late fusion, ReLU", lf.FusionNet.late((1, 1), width=100, slope=0.0), toy),
-        ("multi D=100 n=700, late", lf.FusionNet.late((50, 50), width=100), multi),
-        ("multi D=100 n=700, early", lf.FusionNet.early((50, 50), width=100), multi),
-        ("deep L=4 L_f=2, linear", lf.FusionNet.deep((1, 1), width=100, depth=4, fuse_depth=2), toy),
-        ("deep L=4 L_f=4, linear", lf.FusionNet.deep((1, 1), width=100, depth=4, fuse_depth=4), toy),
-    ]
-
-
-def check_same(net, data, epochs=3):
-    """Relative difference between the NumPy loop and ours after a few epochs (same w0)."""
-    step = numpy_trainer(net, data, 0.001)
-    for _ in range(epochs):
-        step()
-    r = lf.train(net, data, lr=0.001, epochs=epochs, init="entry", scale=0.1, rng=0, path="sample")
-    return float(np.max(np.abs(step.w - r.w)) / np.max(np.abs(r.w)))
-
-
-def speed_table(repeats):
-    print("| case | moment path | sample path | NumPy | PyTorch (float32) | speed-up vs NumPy | "
-          "speed-up vs PyTorch |")
-    print("|---|---|---|---|---|---|---|")
-    for name, net, data in cases():
-        t = {}
-        linear = net.slope == 1.0
-        if linear:
-            t["moment"] = median_per_epoch(ours(net, data, "moment"), 20000 if net.depth == 2 and net.in_dim < 10 else 2000, repeats)
-        t["sample"] = median_per_epoch(ours(net, data, "sample"), 20, repeats)
-        diff = check_same(net, data)
-        if diff > 1e-10:
-            raise RuntimeError(f"{name}: the NumPy loop and ours differ by {diff:.2g}; not the same training")
-        t["numpy"] = median_per_epoch(loop(numpy_trainer(net, data, 0.001)), 10, repeats)
-        tt = torch_trainer(net, data, 0.001)
-        t["torch"] = median_per_epoch(loop(tt), 10, repeats) if tt else None
-        best = min(v for k, v in t.items() if k in ("moment", "sample"))
-
-        def us(v):
-            return "n/a" if v is None else f"{v * 1e6:,.3g} µs"
-
-        def ratio(v):
-            return "n/a" if v is None else f"{v / best:,.0f}×"
-        print(f"| {name} | {us(t.get('moment'))} | {us(t['sample'])} | {us(t['numpy'])} | "
-              f"{us(t['torch'])} | {ratio(t['numpy'])} | {ratio(t['torch'])} |", flush=True)
-
-
-# ------------------------------------------------------------------ sweeps
-def toy_sweep_configs():
-    return sweep.grid(arch="late", data="toy", ratio=[3.0, 2.0, 1.5, 1.0],
-                      rho=list(np.linspace(-0.9, 0.9, 9)), repeat=list(range(5)),
-                      epochs=40000, tol=1e-4, lr=0.04, scale=1e-9, width=100, n=8192)
-
-
-def sweep_table():
-    configs = toy_sweep_configs()
-    print(f"\n| toy late-fusion sweep ({len(configs)} runs, linear, <= 40 000 epochs, tol 1e-4) | wall time |")
-    print("|---|---|")
-    for workers in (1, 2):
+def worker(args):
+    side = {"ours": ours, "torch": torch_side}[args.side]
+    losses, w, run = side(args.case, args.dtype, args.inputs, args.threads, args.repeats)
+    e1, e2 = CASES[args.case]["epochs"]
+    per_epoch, overhead = [], []
+    for _ in range(args.repeats):
         t0 = time.perf_counter()
-        sweep.run_sweep(configs, seed=0, workers=workers, progress=False)
-        print(f"| {workers} worker{'s' if workers > 1 else ''} | {time.perf_counter() - t0:.1f} s |", flush=True)
+        run(e1)
+        t1 = time.perf_counter()
+        run(e2)
+        t2 = time.perf_counter()
+        pe = ((t2 - t1) - (t1 - t0)) / (e2 - e1)
+        per_epoch.append(pe)
+        overhead.append((t1 - t0) - e1 * pe)
+    out = dict(per_epoch=per_epoch, overhead=overhead, losses=losses)
+    if hasattr(run, "train_call"):
+        pe = statistics.median(per_epoch)
+        out["train_overhead"] = [run.train_call() - pe for _ in range(args.repeats)]
+    np.save(args.inputs + f".{args.side}.{args.dtype}.w.npy", w)
+    print(json.dumps(out))
 
 
-_MEMORY_CHILD = """
-import resource, sys
-import linfusion.sweep as sw
-cfg = sw.grid(arch="late", data="toy", n=256, width=20, epochs=200, repeat=list(range(10000)))
-res = sw.run_sweep(cfg, seed=0, workers=1, progress=False, cache_dir=sys.argv[1])
-print(len(res.table), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# ---------------------------------------------------------------------- machine rate
+_RATE = """
+import json, sys, time
+import numpy as np
+shapes, dtype = json.loads(sys.argv[1]), sys.argv[2]
+out = []
+for m, k, n in shapes:
+    a = np.random.default_rng(0).standard_normal((m, k)).astype(dtype)
+    b = np.random.default_rng(1).standard_normal((k, n)).astype(dtype)
+    c = a @ b
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter(); np.matmul(a, b, out=c); ts.append(time.perf_counter() - t)
+    out.append(2 * m * k * n / sorted(ts)[len(ts) // 2] / 1e9)
+print(json.dumps(out))
 """
 
 
-def memory_line():
-    with tempfile.TemporaryDirectory() as cache:
-        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, cache], capture_output=True, text=True,
-                             check=True).stdout.split()
-    print(f"\nsweep of {out[0]} points, trajectories off, cache on: peak resident memory "
-          f"{int(out[1]) / 1024:.0f} MiB")
+def matmul_rates(shapes, dtype, threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", _RATE, json.dumps(shapes), dtype], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def case_flops(name):
+    """Flops of one epoch's matrix products (forward, weight gradients, errors sent down)."""
+    c = CASES[name]
+    n, h, L, Lf, out = c["n"], c["width"], c["depth"], c["fuse"], c["out"]
+    total = 0
+    for d in c["in_dims"]:
+        for layer in range(1, Lf):
+            fan_in = d if layer == 1 else h
+            total += 2 * n * h * fan_in * (2 + (layer > 1))
+        total += 2 * n * (out if Lf == L else h) * (d if Lf == 1 else h) * (2 + (Lf > 1))
+    for layer in range(Lf + 1, L + 1):
+        total += 2 * n * (out if layer == L else h) * h * 3
+    return total
+
+
+def case_shapes(name):
+    """The largest forward product of the case, as numpy matmul shapes (m, k, n)."""
+    c = CASES[name]
+    d = max(c["in_dims"])
+    if d >= 16:
+        return [c["n"], d, c["width"]]
+    return [c["n"], c["width"], c["width"]]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--no-sweep", action="store_true")
-    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--dtypes", default="float64,float32")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--worker", nargs=3, metavar=("SIDE", "CASE", "DTYPE"), help=argparse.SUPPRESS)
+    ap.add_argument("--inputs", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    speed_table(args.repeats)
-    if not args.no_sweep:
-        sweep_table()
-    if not args.no_memory:
-        memory_line()
+    if args.worker:
+        args.side, args.case, args.dtype = args.worker
+        worker(args)
+        return 0
+    cases, dtypes = args.cases.split(","), args.dtypes.split(",")
+    sides = ["ours"] + ([] if args.no_torch else ["torch"])
+    print(f"load average before: {load()} ({os.cpu_count()} cores); {args.threads} threads per side; "
+          f"medians of {args.repeats}")
+    print("| case | dtype | ours ms/epoch | PyTorch ms/epoch | speed-up | ours overhead ms (engine / train) "
+          "| PyTorch overhead ms | ours GFlop/s | loss agreement | weight agreement |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    achieved = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            inputs = os.path.join(tmp, f"{case}.npz")
+            make_inputs(case, inputs)
+            for dtype in dtypes:
+                res = {}
+                for side in sides:
+                    cmd = [sys.executable, __file__, "--worker", side, case, dtype, "--inputs", inputs,
+                           "--threads", str(args.threads), "--repeats", str(args.repeats)]
+                    p = subprocess.run(cmd, capture_output=True, text=True)
+                    if p.returncode:
+                        raise RuntimeError(f"{side} {case} {dtype} failed:\n{p.stderr}")
+                    res[side] = json.loads(p.stdout.strip().splitlines()[-1])
+                    res[side]["w"] = np.load(inputs + f".{side}.{dtype}.w.npy")
+                o = res["ours"]
+                pe = statistics.median(o["per_epoch"])
+                gf = case_flops(case) / pe / 1e9
+                achieved[(case, dtype)] = gf
+                row = f"| {case} | {dtype} | {pe * 1e3:.3g} | "
+                ovh = (f"{statistics.median(o['overhead']) * 1e3:.3g} / "
+                       f"{statistics.median(o['train_overhead']) * 1e3:.3g}")
+                if "torch" in res:
+                    t = res["torch"]
+                    tpe = statistics.median(t["per_epoch"])
+                    dl = max(abs(a - b) / abs(b) for a, b in zip(o["losses"], t["losses"]))
+                    dw = float(np.max(np.abs(o["w"] - t["w"])) / np.max(np.abs(t["w"])))
+                    row += (f"{tpe * 1e3:.3g} | {tpe / pe:.2f}x | {ovh} | "
+                            f"{statistics.median(t['overhead']) * 1e3:.3g} | {gf:.3g} | {dl:.1e} | {dw:.1e} |")
+                else:
+                    row += f"n/a | n/a | {ovh} | n/a | {gf:.3g} | n/a | n/a |"
+                print(row, flush=True)
+    print(f"\nload average after the table: {load()}")
+    print("\nmachine matrix-product rate (numpy matmul, median of 5) and what our sample path reaches:")
+    print("| product (m, k, n) | dtype | 1 thread GFlop/s | "
+          f"{args.threads} threads GFlop/s |")
+    print("|---|---|---|---|")
+    shapes = []
+    for s in [case_shapes(c) for c in cases] + [[2048, 2048, 2048]]:
+        if s not in shapes:
+            shapes.append(s)
+    rates = {}
+    for dtype in dtypes:
+        r1 = matmul_rates(shapes, dtype, 1)
+        rt = matmul_rates(shapes, dtype, args.threads)
+        for s, a, b in zip(shapes, r1, rt):
+            rates[(tuple(s), dtype)] = b
+            print(f"| {tuple(s)} | {dtype} | {a:.3g} | {b:.3g} |")
+    print("\n| case | dtype | ours GFlop/s | % of the machine's rate on its largest product "
+          "| % of the 2048-square rate |")
+    print("|---|---|---|---|---|")
+    for (case, dtype), gf in achieved.items():
+        own = rates[(tuple(case_shapes(case)), dtype)]
+        sq = rates[((2048, 2048, 2048), dtype)]
+        print(f"| {case} | {dtype} | {gf:.3g} | {100 * gf / own:.0f} % | {100 * gf / sq:.0f} % |")
+    print(f"\nload average at the end: {load()}")
     return 0
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.exit(main())

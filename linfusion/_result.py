@@ -32,8 +32,8 @@ class TrainResult:
     eg : ndarray of shape (n_rec,) or None
         Generalisation error ½ (W_tot − W*) Σ (W_tot − W*)ᵀ with the population Σ and W*,
         when the data set has them.
-    w : ndarray of shape (n_params,)
-        Final weights.
+    w : ndarray of shape (n_params,) or None
+        Final weights (None on the Gram path, which keeps only their Gram matrices).
     w0 : ndarray of shape (n_params,)
         Initial weights.
     status : {'completed', 'converged', 'diverged', 'stalled'}
@@ -43,7 +43,7 @@ class TrainResult:
         that is stable from ``w0``; for a stalled run, what underflowed.
     lr : float
     path : str
-        'moment' or 'sample'.
+        'moment', 'gram', 'feature' or 'sample'.
     net : FusionNet
     moments : Moments or None
         The empirical moments the run trained on, when the run computed them (moment path);
@@ -54,7 +54,7 @@ class TrainResult:
     loss: np.ndarray
     w_tot: list
     eg: np.ndarray | None
-    w: np.ndarray
+    w: np.ndarray | None
     w0: np.ndarray
     status: str
     message: str

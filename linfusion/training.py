@@ -5,11 +5,17 @@ Loss (squared): L = ½ <|y − ŷ|²>, the mean over samples with the ½ of THEO
 k = 0, record_every, 2·record_every, ... and at the last epoch are taken *before* the
 update of that epoch: record k holds the weights after k updates.
 
-Two exact paths, chosen automatically (``path='auto'``):
+Four exact paths, chosen automatically (``path='auto'``):
 
 - ``'moment'``: linear network (slope 1), no bias, squared loss. Gradient descent sees the
   data only through Σxx, Σyx, <|y|²>, so an epoch costs the same for 10 or 10⁶ samples.
-- ``'sample'``: everything else (leaky ReLU, biases, exponential and logistic losses).
+- ``'gram'``: two-layer linear nets when the final weights are not needed
+  (``final_weights=False``): the exact map of (W_tot, W¹ᵀW¹, W²W²ᵀ) per modality, at a cost
+  independent of the width; ``TrainResult.w`` is then None.
+- ``'feature'``: late-fusion leaky-ReLU nets without bias whose modalities are scalars,
+  squared loss: exact gradients from the moments of the features relu(±x_k) (theory.md §6.11).
+- ``'sample'``: everything else (leaky ReLU, biases, exponential and logistic losses), in
+  float64 or (``dtype=np.float32``) float32.
 
 Outcome of a run (:attr:`TrainResult.status`), decided in this order:
 
@@ -154,15 +160,26 @@ def _bound(depth, mo, w_ls):
     return 2.0 / (depth * lam * max(s, 1e-12) ** (2.0 - 2.0 / depth))
 
 
-def _choose_path(net, loss, path):
-    check_choice("path", path, ("auto", "moment", "sample"))
+def _choose_path(net, loss, path, final_weights=True):
+    check_choice("path", path, ("auto",) + _engine.PATHS)
     linear = net.slope == 1.0 and not net.bias and loss == "mse"
     if path == "moment" and not linear:
         raise ValueError(f"path == 'moment', must be 'sample' or 'auto' for this net (slope {net.slope}, "
                          f"bias {net.bias}, loss {loss!r}): the moment path needs a linear net, no bias and "
                          "loss 'mse'.")
+    if path == "gram" and not _engine.gram_applies(net, loss):
+        raise ValueError(f"path == 'gram', must be 'moment', 'sample' or 'auto' for this net (depth {net.depth}, "
+                         f"slope {net.slope}, bias {net.bias}, loss {loss!r}): the Gram path needs a two-layer "
+                         "linear net, no bias and loss 'mse'.")
+    if path == "feature" and not _engine.feature_applies(net, loss):
+        raise ValueError(f"path == 'feature', must be 'sample' or 'auto' for this net (in_dims {net.in_dims}, "
+                         f"depth {net.depth}, fuse_depth {net.fuse_depth}, bias {net.bias}, loss {loss!r}): the "
+                         "feature path needs late fusion (fuse_depth == depth >= 2), scalar modalities, no bias "
+                         "and loss 'mse'.")
     if path == "auto":
-        return "moment" if linear else "sample"
+        if linear:
+            return "gram" if not final_weights and _engine.gram_applies(net, loss) else "moment"
+        return "feature" if _engine.feature_applies(net, loss) else "sample"
     return path
 
 
@@ -182,11 +199,11 @@ def _spawn(rng, R):
 
 # ---------------------------------------------------------------------- the engine call
 def _run(net, path, W, *, mos, fits, datas, lrs, wds, loss, epochs, record_every, tol, has_pop, sigma,
-         w_star):
+         w_star, blowup, dtype=np.float64):
     """Train the runs of W (R, P) in place on ``path``; the raw :class:`_engine.Records`."""
     return _engine.fit(net, path, W, moments=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss,
                        epochs=epochs, record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma,
-                       w_star=w_star)
+                       w_star=w_star, blowup=blowup, dtype=dtype)
 
 
 # ---------------------------------------------------------------------- outcome
@@ -201,12 +218,6 @@ def _syy(data):
     if isinstance(data, Moments):
         return float(data.syy)
     return float(np.sum(data.y * data.y) / data.n_samples)
-
-
-def _blowup_epoch(epochs, loss, limit):
-    """Index of the first record with a loss above ``limit`` (finite), or None."""
-    over = np.flatnonzero(np.isfinite(loss) & (loss > limit))
-    return int(over[0]) if over.size else None
 
 
 def _has_signal(net, data, mo, loss):
@@ -265,7 +276,7 @@ def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blow
         rec = _run(net, path, W, mos=None if mo is None else [mo], fits=None if fit is None else [fit],
                    datas=[data], lrs=np.array([try_lr]), wds=np.array([wd]), loss=loss, epochs=T,
                    record_every=max(1, T // 256), tol=tol, has_pop=np.array([False]),
-                   sigma=np.zeros((1, D, D)), w_star=np.zeros((1, n_out, D)))
+                   sigma=np.zeros((1, D, D)), w_star=np.zeros((1, n_out, D)), blowup=blowup)
         m = int(rec.n_rec[0])
         lo = rec.loss[0, :m]
         # stable: finite, and the loss never rises between records beyond rounding (a rate that
@@ -289,7 +300,7 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
     data : Dataset or Moments
     w : ndarray of shape (n_params,)
     loss : {'mse', 'exponential', 'logistic'}
-    path : {'auto', 'moment', 'sample'}
+    path : {'auto', 'moment', 'feature', 'sample'}
 
     Returns
     -------
@@ -302,8 +313,11 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
     data = _check_data(net, data)
     w = check_array("w", w, ndim=1, shape=(net.n_params,))
     path = _choose_path(net, loss, path)
-    if isinstance(data, Moments) and path == "sample":
-        raise ValueError("data is Moments, must be a Dataset for the sample path.")
+    if path == "gram":
+        raise ValueError("path == 'gram', must be 'auto', 'moment', 'feature' or 'sample' for loss_and_grad: "
+                         "the Gram path has no weights.")
+    if isinstance(data, Moments) and path in ("sample", "feature"):
+        raise ValueError(f"data is Moments, must be a Dataset for the {path} path.")
     if path == "moment":
         mo = _moments_of(data)
         return _engine.loss_grad(net, path, w, moments=mo, fit=_least_squares(mo))
@@ -311,7 +325,8 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
 
 
 def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
-          loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None, blowup=BLOWUP):
+          loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None, blowup=BLOWUP,
+          final_weights=True, dtype=np.float64):
     """Train one network by full-batch gradient descent.
 
     Parameters
@@ -326,8 +341,8 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
     init : {'entry', 'layer', 'balanced'}
         Initialisation scheme, see :meth:`FusionNet.init`.
     scale : float, optional
-        Initialisation scale; default 1e-9 for 'entry' (the paper's two-layer nets) and
-        0.1 for 'layer' and 'balanced' (the paper's deep nets).
+        Initialisation scale; default :func:`linfusion.architecture.default_scale`: 1e-9 for
+        'entry' (the paper's two-layer nets) and 0.1 for 'layer' and 'balanced' (its deep nets).
     rng : int, Generator or SeedSequence, optional
         Randomness of the initial weights.
     w0 : ndarray of shape (n_params,), optional
@@ -339,12 +354,18 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
         Record every this many epochs (the last epoch is always recorded).
     tol : float
         Stop once the loss falls below tol (0: never).
-    path : {'auto', 'moment', 'sample'}
+    path : {'auto', 'moment', 'gram', 'feature', 'sample'}
     align : ndarray of shape (out_dim, D), optional
         Direction for ``init='balanced'``; default the least-squares solution Σyx Σxx⁻¹.
     blowup : float
         Divergence factor (> 1): the run counts as diverged once its loss exceeds
         ``blowup`` × max(L(0), ½<|y|²>), or is not finite.
+    final_weights : bool
+        Whether the final weights are needed; False lets ``path='auto'`` take the Gram path
+        (two-layer linear nets), whose result has ``w = None``.
+    dtype : {numpy.float64, numpy.float32}
+        Arithmetic of the sample path; the moment, Gram and feature paths always work in
+        float64 (their cost does not depend on the number of samples).
 
     Returns
     -------
@@ -375,13 +396,14 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
         w0 = check_array("w0", w0, ndim=1, shape=(net.n_params,))[None, :]
     results = train_many(net, [data], lr=lr, epochs=epochs, init=init, scale=scale, rng=[rng], w0=w0,
                          loss=loss, weight_decay=weight_decay, record_every=record_every, tol=tol, path=path,
-                         align=align, blowup=blowup, _single=True)
+                         align=align, blowup=blowup, final_weights=final_weights, dtype=dtype,
+                         _single=True)
     return results[0]
 
 
 def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
                loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None,
-               n_runs=None, blowup=BLOWUP, _single=False):
+               n_runs=None, blowup=BLOWUP, final_weights=True, dtype=np.float64, _single=False):
     """Train R networks of one architecture together, in one parallel kernel.
 
     Run r gives exactly (bit for bit) what :func:`train` gives with the same data, initial
@@ -436,9 +458,12 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     R = sizes.pop() if sizes else 1
     lrs = _per_run("lr", lr, R, lo=0.0, lo_open=True)
     wds = _per_run("weight_decay", weight_decay, R, lo=0.0)
-    path = _choose_path(net, loss, path)
-    if path == "sample" and any(isinstance(d, Moments) for d in datas):
-        raise ValueError("data is Moments, must be a Dataset on the sample path "
+    path = _choose_path(net, loss, path, final_weights)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype == {dtype.name!r}, must be float64 or float32.")
+    if path in ("sample", "feature") and any(isinstance(d, Moments) for d in datas):
+        raise ValueError(f"data is Moments, must be a Dataset on the {path} path "
                          f"(slope {net.slope}, bias {net.bias}, loss {loss!r}).")
     shapes = {(d.sxx.shape if isinstance(d, Moments) else (d.n_samples,) + d.in_dims) for d in datas}
     if len(shapes) > 1:
@@ -482,7 +507,8 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     sigma = np.stack([d.sigma if p else np.zeros((D, D)) for d, p in zip(datas, has_pop)])
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     rec = _run(net, path, W, mos=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss, epochs=epochs,
-               record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma, w_star=w_star)
+               record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma, w_star=w_star, blowup=blowup,
+               dtype=dtype)
     results = []
     for r in range(R):
         m = int(rec.n_rec[r])
@@ -493,18 +519,13 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         d_r = of_run(datas, r)
         mo_r = of_run(mos, r) if mos else None
         fit_r = of_run(fits, r) if fits else None
-        msg = None
-        if st != "diverged" and np.isfinite(lo[0]):
-            limit = blowup * max(float(lo[0]), 0.5 * _syy(d_r))
-            i = _blowup_epoch(ep, lo, limit)
-            if i is not None:
-                st = "diverged"
-                msg = (f"diverged: the loss reached {lo[i]:.3g} at epoch {ep[i]}, above blowup × max(L(0), "
+        if st == "diverged":        # the kernels stop at the first epoch the rule holds
+            k_div = int(ep[-1])
+            if np.isfinite(lo[-1]):
+                limit = blowup * max(float(lo[0]), 0.5 * _syy(d_r))
+                msg = (f"diverged: the loss reached {lo[-1]:.3g} at epoch {k_div}, above blowup × max(L(0), "
                        f"½<|y|²>) = {blowup:g} × {limit / blowup:.3g}, with lr = {lrs[r]:g}; ")
-                k_div = int(ep[i])
-        if st == "diverged":
-            if msg is None:
-                k_div = int(ep[-1])
+            else:
                 msg = f"diverged: the loss became non-finite at epoch {k_div} with lr = {lrs[r]:g}; "
             if not np.isfinite(lo[0]):
                 msg += ("the loss is not finite at the initial weights, so no learning rate helps: use smaller "
@@ -517,7 +538,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         else:
             kind = None
             if ep[-1] >= 1:
-                if np.array_equal(W[r], W0[r]):
+                if path != "gram" and np.array_equal(W[r], W0[r]):      # the Gram path keeps no weights
                     kind = "no_update"
                 elif not np.any(wt) and np.all(lo == lo[0]):
                     kind = "zero_tot"
@@ -532,6 +553,6 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
             epochs=ep, loss=lo,
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
             eg=rec.eg[r, :m].copy() if of_run(has_pop, r) else None,
-            w=W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net,
+            w=None if path == "gram" else W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net,
             moments=mo_r))
     return results

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["Weights", "read_weights", "forward", "loss_value", "loss_and_grad", "gd_step",
-           "train_reference", "w_tot", "as_inputs"]
+           "train_reference", "w_tot", "as_inputs", "gram_state", "gram_train_reference",
+           "equivalent_samples"]
 
 
 class Weights:
@@ -191,6 +192,57 @@ def train_reference(net, w0, xs, y, lr, epochs, loss="mse", weight_decay=0.0):
             break
         w = w - lr * (g + weight_decay * w)
     return dict(loss=np.array(losses), w_tot=np.array(wtots), w=w)
+
+
+# ---------------------------------------------------------------------- two-layer linear nets: Gram states
+def gram_state(net, w):
+    """(W_tot, [Q_b], [N_b]) of a two-layer net: per block b (a modality for late fusion, all
+    inputs for early fusion) Q_b = W¹_bᵀ W¹_b and N_b = W²_b W²_bᵀ."""
+    P = read_weights(net, w)
+    if net.fuse_depth == 2:
+        pairs = [(P.W[(k, 1)], P.W[(k, 2)]) for k in range(net.n_modalities)]
+    else:
+        pairs = [(np.concatenate([P.W[(k, 1)] for k in range(net.n_modalities)], axis=1), P.W[(-1, 2)])]
+    wtot = np.concatenate([w2 @ w1 for w1, w2 in pairs], axis=1)
+    return wtot, [w1.T @ w1 for w1, _ in pairs], [w2 @ w2.T for _, w2 in pairs]
+
+
+def gram_train_reference(net, w0, sxx, syx, lr, epochs, weight_decay=0.0):
+    """The exact Gram-state map of a two-layer linear net (THEORY.md §6.10), in plain NumPy.
+
+    With g = Σyx − W_tot Σxx and c = 1 − lr·λ, one GD step on W¹, W² maps each block to
+    W ← c²W + c·lr (N g + g Q) + lr² g Wᵀ g, Q ← c²Q + c·lr (gᵀW + Wᵀg) + lr² gᵀ N g,
+    N ← c²N + c·lr (W gᵀ + g Wᵀ) + lr² g Q gᵀ. Returns W_tot at epochs 0..epochs.
+    """
+    wtot, Qs, Ns = gram_state(net, w0)
+    bounds = np.concatenate([[0], np.cumsum(net.in_dims)]) if net.fuse_depth == 2 else np.array([0, net.in_dim])
+    c = 1.0 - lr * weight_decay
+    out = [wtot.copy()]
+    for _ in range(epochs):
+        g = syx - wtot @ sxx
+        new = wtot.copy()
+        for b, (Q, N) in enumerate(zip(Qs, Ns)):
+            sl = slice(bounds[b], bounds[b + 1])
+            W, gb = wtot[:, sl], g[:, sl]
+            new[:, sl] = c * c * W + c * lr * (N @ gb + gb @ Q) + lr * lr * gb @ W.T @ gb
+            Qs[b] = c * c * Q + c * lr * (gb.T @ W + W.T @ gb) + lr * lr * gb.T @ N @ gb
+            Ns[b] = c * c * N + c * lr * (W @ gb.T + gb @ W.T) + lr * lr * gb @ Q @ gb.T
+        wtot = new
+        out.append(wtot.copy())
+    return np.array(out)
+
+
+def equivalent_samples(sxx, syx):
+    """D samples (x, y) whose moments are Σxx and Σyx (Σxx positive definite).
+
+    A linear net's gradient depends on the data only through Σxx and Σyx, so plain GD on
+    these samples (:func:`train_reference`) follows the moment path's trajectory; the loss
+    differs by a constant (<|y|²> is not reproduced).
+    """
+    D = sxx.shape[0]
+    x = np.sqrt(D) * np.linalg.cholesky(sxx).T          # xᵀx / D = Σxx
+    y = x @ np.linalg.solve(sxx, syx.T)                 # yᵀx / D = Σyx
+    return x, y
 
 
 # ---------------------------------------------------------------------- test utilities

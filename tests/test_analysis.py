@@ -190,7 +190,7 @@ def test_default_thresholds_come_from_the_data():
 def test_relu_runs_double_the_thresholds_and_need_their_data():
     ds = D.toy(rho=0.0, ratio=2.0, n=2048, rng=1)
     res = lf.train(lf.FusionNet.late((1, 1), width=40, slope=0.0), ds, lr=0.04, epochs=800, rng=3)
-    assert res.path == "sample" and res.moments is None
+    assert res.path == "feature" and res.moments is None
     with pytest.raises(ValueError, match=r"^data == None and result\.moments is None .* must pass data"):
         A.measure(res)
     wa, wb = A.targets(ds)

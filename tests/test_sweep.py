@@ -366,3 +366,19 @@ def test_killed_sweep_resumes(tmp_path):
     assert (r.n_cached, r.n_computed) == (len(files), N - len(files))
     clean = run_sweep(CFGS, build=slow_build, workers=1, threads=1, progress=False)
     assert_same(clean, r)
+
+
+def test_gram_path_points_match_the_moment_path_and_cache_without_weights(tmp_path):
+    """A sweep may run two-layer linear points on the Gram path: same W_tot to rounding, no final weights."""
+    kw = dict(seed=3, workers=1, keep_trajectories=True, progress=False)
+    moment = run_sweep(grid(rho=[0.0, 0.5], epochs=400, path="moment"), **kw)
+    gram = run_sweep(grid(rho=[0.0, 0.5], epochs=400, path="gram"), cache_dir=tmp_path, **kw)
+    for m, g in zip(moment.trajectories, gram.trajectories):
+        assert g.path == "gram" and g.w is None and m.w is not None
+        np.testing.assert_array_equal(g.w0, m.w0)
+        np.testing.assert_allclose(g.w_tot_all, m.w_tot_all, rtol=1e-10, atol=1e-30)
+    again = run_sweep(grid(rho=[0.0, 0.5], epochs=400, path="gram"), cache_dir=tmp_path, **kw)
+    assert again.n_cached == 2 and again.trajectories[1].w is None
+    again.save_trajectories(tmp_path / "traj.npz")
+    with pytest.raises(ValueError, match="path == 'gram'"):
+        run_sweep(grid(depth=3, arch="deep", path="gram"), workers=1, progress=False)

@@ -22,7 +22,7 @@ from ..architecture import FusionNet
 from .config import _canonical
 
 FORMAT = 2                       # 2: the checksum covers the record
-_ARRAYS = ("epochs", "loss", "w_tot", "w", "w0")      # and "eg" when the data had population statistics
+_ARRAYS = ("epochs", "loss", "w_tot", "w0")    # and "eg" (population statistics), "w" (not on the Gram path)
 _RECORD = ("config", "seed", "spawn_key", "build", "code", "key")
 
 
@@ -168,8 +168,9 @@ def read(path, key=None):
 
 def arrays_of(result):
     """The arrays of a TrainResult that a cache file holds."""
-    arrays = {"epochs": result.epochs, "loss": result.loss, "w_tot": result.w_tot_all,
-              "w": result.w, "w0": result.w0}
+    arrays = {"epochs": result.epochs, "loss": result.loss, "w_tot": result.w_tot_all, "w0": result.w0}
+    if result.w is not None:
+        arrays["w"] = result.w
     if result.eg is not None:
         arrays["eg"] = result.eg
     return {k: np.ascontiguousarray(v) for k, v in arrays.items()}
@@ -192,7 +193,7 @@ def result_from(arrays, meta):
     wt = arrays["w_tot"]
     return TrainResult(epochs=arrays["epochs"], loss=arrays["loss"],
                        w_tot=[np.ascontiguousarray(wt[:, :, sl]) for sl in net.in_slices],
-                       eg=arrays.get("eg"), w=arrays["w"], w0=arrays["w0"], status=meta["status"],
+                       eg=arrays.get("eg"), w=arrays.get("w"), w0=arrays["w0"], status=meta["status"],
                        message=meta["message"], lr=float(meta["lr"]), path=meta["path"], net=net)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import data as _data
 from ..architecture import INIT_SCHEMES, FusionNet, default_scale
+from .._engine import PATHS
 from ..training import LOSSES
 from ..validation import check_choice, check_int, check_scalar
 
@@ -141,7 +142,7 @@ def _normalize_train(cfg):
     cfg["loss"] = check_choice("loss", cfg["loss"], LOSSES)
     cfg["weight_decay"] = check_scalar("weight_decay", cfg["weight_decay"], lo=0.0)
     cfg["record_every"] = check_int("record_every", cfg["record_every"], lo=1)
-    cfg["path"] = check_choice("path", cfg["path"], ("auto", "moment", "sample"))
+    cfg["path"] = check_choice("path", cfg["path"], ("auto",) + PATHS)
     cfg["init"] = check_choice("init", cfg["init"], INIT_SCHEMES)
     if cfg["scale"] is None:
         cfg["scale"] = default_scale(cfg["init"])
@@ -211,6 +212,10 @@ def _normalize_default(cfg):
         raise ValueError(f"path == 'moment', must be 'sample' or 'auto' for this point (slope {out['slope']}, "
                          f"bias {out['bias']}, loss {cfg.get('loss', 'mse')!r}): the moment path needs a "
                          "linear net, no bias and loss 'mse'.")
+    if cfg.get("path") == "gram" and not (linear and out["depth"] == 2):
+        raise ValueError(f"path == 'gram', must be 'moment', 'sample' or 'auto' for this point (depth "
+                         f"{out['depth']}, slope {out['slope']}, bias {out['bias']}): the Gram path needs a "
+                         "two-layer linear net, no bias and loss 'mse'.")
     return out
 
 

@@ -165,7 +165,7 @@ class SweepResult:
         m = max((len(r.net.in_dims) for r in have), default=0)
         out = max((r.net.out_dim for r in have), default=0)
         d = max((r.net.in_dim for r in have), default=0)
-        p = max((r.w.size for r in have), default=0)
+        p = max((r.w0.size for r in have), default=0)
         arrays = {"index": np.array([row["index"] for row in self.table], dtype=np.int64),
                   "key": np.array([row["key"] for row in self.table], dtype="U64"),
                   "status": np.array([row.get("status", "") for row in self.table], dtype=str),
@@ -178,7 +178,7 @@ class SweepResult:
             if r is None:
                 continue
             k, net = len(r.epochs), r.net
-            arrays["length"][i], arrays["out_dim"][i], arrays["n_params"][i] = k, net.out_dim, r.w.size
+            arrays["length"][i], arrays["out_dim"][i], arrays["n_params"][i] = k, net.out_dim, r.w0.size
             arrays["in_dims"][i, :len(net.in_dims)] = net.in_dims
             arrays["epochs"][i, :k] = r.epochs
             arrays["loss"][i, :k] = r.loss
@@ -186,5 +186,6 @@ class SweepResult:
                 arrays["eg"][i, :k] = r.eg
             arrays["w_tot"][i, :k, :net.out_dim, :net.in_dim] = r.w_tot_all
             arrays["w0"][i, :r.w0.size] = r.w0
-            arrays["w"][i, :r.w.size] = r.w
+            if r.w is not None:                   # the Gram path keeps no final weights
+                arrays["w"][i, :r.w.size] = r.w
         return atomic_write(Path(path), lambda fh: np.savez(fh, **arrays), suffix=".npz")

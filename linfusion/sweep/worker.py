@@ -115,7 +115,8 @@ def train_group(members):
     return train_many(net, [m[2] for m in members], lr=[m[0]["lr"] for m in members],
                       weight_decay=[m[0]["weight_decay"] for m in members],
                       w0=np.stack([m[3] for m in members]), epochs=cfg["epochs"], loss=cfg["loss"],
-                      record_every=cfg["record_every"], tol=cfg["tol"], path=cfg["path"])
+                      record_every=cfg["record_every"], tol=cfg["tol"], path=cfg["path"],
+                      final_weights=cfg["path"] != "gram")
 
 
 def usable(result):
