@@ -40,9 +40,9 @@ def counting_measure(result, config):
 
 
 def strict_measure(result, config):
-    """Like the old analysis.measure on a diverged run: raises on non-finite weights."""
+    """Like the old analysis.measure on a diverged run: raises on a diverged run's weights."""
     wa = result.w_tot[0][:, 0, 0]
-    if not np.all(np.isfinite(wa)):
+    if result.diverged or not np.all(np.isfinite(wa)):
         raise ValueError("threshold == inf, must be finite")
     return {"wa_last": float(wa[-1])}
 
@@ -218,7 +218,7 @@ def test_diverged_rows_keep_their_status(tmp_path):
     bad = r.table[1]
     assert bad["diverged"] is True and bad["error"] == ""
     assert np.isnan(bad["final_loss"]) and np.isnan(bad["w_tot_0_0"]) and np.isnan(bad["final_eg"])
-    assert bad["note"].startswith("diverged: the loss")      # the run's own message
+    assert bad["note"].startswith("diverged: the loss") and "threshold == inf" in bad["note"]
     assert np.isnan(r.column("wa_last")[1]) and np.all(np.isfinite(r.column("wa_last")[[0, 2]]))
     # the same from the cache
     again = run_sweep(cfgs, measure=strict_measure, cache_dir=tmp_path / "c", workers=1, progress=False)
