@@ -65,8 +65,7 @@ def run(data, prep, test, dims, dyn, late, depths, width, scale, lr, depth, deep
         return _progress(np.asarray(w_tot)[:, 0, :], late.along, late.scales, dims)
     # late fusion, two layers, per-entry init
     net = FusionNet.late(dims, width=width)
-    epochs = _budget(late.t_map, 2.0 if classification else 1.3, max_epochs,
-                     fallback=float(np.nanmax(late.t)) if np.any(np.isfinite(late.t)) else max_epochs)
+    epochs = late.run_epochs          # the map's trajectory covers the same epochs
     t0 = time.perf_counter()
     res = train(net, data, lr=lr, epochs=epochs, init="entry", scale=scale, rng=seeds[0], loss=loss)
     seconds = time.perf_counter() - t0

@@ -62,8 +62,11 @@ def render(d):
     if late.order_map != late.order and all(np.isfinite(late.t_map)):
         lines.append(f"  (the map learns them in the order {' → '.join(d.names[k] for k in late.order_map)})")
     for p in late.plateaus:
-        span = (f"epochs {_t(p.start_map)}–{_t(p.end_map)}" if np.isfinite(p.end_map)
-                else f"from epoch {_t(p.start_map)}")
+        if np.isfinite(p.start_map):
+            span = (f"epochs {_t(p.start_map)}–{_t(p.end_map)}" if np.isfinite(p.end_map)
+                    else f"from epoch {_t(p.start_map)}")
+        else:
+            span = f"epochs {_t(p.start)}–{_t(p.end)} (closed form)"
         test = f", held-out loss {p.test_loss:.1%} of its L(0)" if np.isfinite(p.test_loss) else ""
         acc = f", held-out accuracy {p.test_accuracy:.1%}" if np.isfinite(p.test_accuracy) else ""
         lines.append(f"  plateau with {_names(d, p.learned)}: {span}, loss {p.loss:.1%} of L(0){test}{acc}")
@@ -82,7 +85,8 @@ def render(d):
         head = head + ("closed form",)
     rows = [head]
     for dt in d.depths:
-        label = f"{dt.fuse_depth}" + (" (early)" if dt.fuse_depth == 1 else " (late)" if dt.fuse_depth == d.depth else "")
+        kind = " (early)" if dt.fuse_depth == 1 else " (late)" if dt.fuse_depth == d.depth else ""
+        label = f"{dt.fuse_depth}{kind}"
         row = (label, *[_t(dt.t[k]) for k in order], f"{dt.ratio:.2f}" if np.isfinite(dt.ratio) else "n/a")
         if n_mod == 2:
             row = row + (f"{dt.ratio_closed:.2f}" if np.isfinite(dt.ratio_closed) else "n/a",)
@@ -104,12 +108,13 @@ def render(d):
                      f"({_pct(d.strengths[pref.first].alone)}).")
     if pref.superficial_removal != pref.superficial:
         lines.append(f"  By the loss added on leaving a modality out, the most useful one is "
-                     f"{d.names[pref.best_removal]} ({'superficial' if pref.superficial_removal else 'not superficial'} "
-                     "by that reading).")
+                     f"{d.names[pref.best_removal]} "
+                     f"({'superficial' if pref.superficial_removal else 'not superficial'} by that reading).")
     if d.held_out is not None:
         h = d.held_out
         acc = f", accuracy {h.accuracy_end:.1%}" if np.isfinite(h.accuracy_end) else ""
-        lines.append(f"Held-out split ({h.n} samples): loss {h.loss_end:.1%} of its L(0) where training ends{acc} "
+        what = "squared loss on the labels" if d.task == "classification" else "loss"
+        lines.append(f"Held-out split ({h.n} samples): {what} {h.loss_end:.1%} of its L(0) where training ends{acc} "
                      f"(early and late fusion end at the same point: Σ is non-singular); stopping on the worst "
                      f"plateau costs {h.deficit:+.1%} of L(0) (§12.5).")
     lines.append("")
@@ -143,8 +148,11 @@ def _confirmation(d):
     lines += _table(rows, indent="    ")
     sim_order = tuple(int(k) for k in np.argsort(np.where(np.isfinite(r.t), r.t, np.inf), kind="stable"))
     same = sim_order == order and np.all(np.isfinite(r.t))
-    lines.append(f"    learning order in the simulation: {' → '.join(d.names[k] for k in sim_order)} "
-                 f"({'as predicted' if same else 'differs from the prediction'})")
+    if np.all(np.isfinite(r.t)):
+        lines.append(f"    learning order in the simulation: {' → '.join(d.names[k] for k in sim_order)} "
+                     f"({'as predicted' if same else 'differs from the prediction'})")
+    else:
+        lines.append("    learning order in the simulation: not every modality was learned in the run")
     if not r.usable:
         lines.append(f"    {r.message}")
     if c.depths:

@@ -39,7 +39,7 @@ __all__ = []
 class _ChainRun:
     t_cross: np.ndarray        # (K,) crossing epoch of each modality, NaN if not within the epochs run
     n_epochs: int              # epochs iterated
-    diverged: bool             # W^tot became non-finite
+    diverged: bool             # W^tot became non-finite (or the loss blew up); then every crossing is NaN
     w: np.ndarray | None       # (n_epochs + 1, D) end-to-end weights per epoch, when recorded
 
 
@@ -54,7 +54,7 @@ def _others(xs):
 
 
 def vector_chain(sigma, syx, slices, depth, fuse_depth, lr, u0, directions, along, thresholds, max_epochs, *,
-                 record=False):
+                 min_epochs=0, settle=0.0, extra=0, record=False, syy=None):
     """Iterate the map from the balanced start until every modality has crossed its threshold.
 
     Parameters
@@ -78,8 +78,16 @@ def vector_chain(sigma, syx, slices, depth, fuse_depth, lr, u0, directions, alon
         a threshold <= 0 is never crossed.
     max_epochs : int
         Upper bound on the epochs iterated.
+    min_epochs : int
+        Iterate at least this many epochs (up to ``max_epochs``), even once every modality has crossed.
+    settle, extra : float, int
+        Once every modality has crossed, at epoch s, go on to epoch (1 + settle)·s + extra (within
+        ``max_epochs``), so that a blow-up right after the crossings is caught.
     record : bool
         Keep W^tot at every epoch.
+    syy : float, optional
+        ⟨y²⟩: with it, a loss above 10⁶ × ½⟨y²⟩ counts as divergence (the engine's rule), so that
+        crossings made while blowing up are not reported.
 
     Returns
     -------
@@ -97,6 +105,8 @@ def vector_chain(sigma, syx, slices, depth, fuse_depth, lr, u0, directions, alon
     w = np.zeros(sigma.shape[0])
     rows = [] if record else None
     diverged = False
+    limit = 1e6 * 0.5 * syy if syy is not None else np.inf
+    stop_at = None
     step = 0
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
@@ -114,9 +124,14 @@ def vector_chain(sigma, syx, slices, depth, fuse_depth, lr, u0, directions, alon
                 if np.isnan(t_cross[k]) and prev[k] < thr[k] <= prog[k]:
                     t_cross[k] = (step - 1) + (thr[k] - prev[k]) / (prog[k] - prev[k])
             prev = prog
-            if step >= max_epochs or all(not np.isnan(t_cross[k]) for k in watch):
+            if stop_at is None and all(not np.isnan(t_cross[k]) for k in watch):
+                stop_at = max(min_epochs, math.ceil((1.0 + settle) * step) + extra)
+            if step >= max_epochs or (stop_at is not None and step >= stop_at):
                 break
             g = syx - w @ sigma
+            if syy is not None and 0.5 * syy - 0.5 * float(w @ (syx + g)) > limit:
+                diverged = True
+                break
             gp = [float(g[s] @ p[k]) for k, s in enumerate(slices)]
             new_p = [p[k] + (lr * c_all * amp[k]) * g[s] for k, s in enumerate(slices)]
             a = [[x + lr * c_all * o * gp[k] for x, o in zip(a[k], _others(a[k]))] for k in range(n_mod)]
@@ -125,5 +140,7 @@ def vector_chain(sigma, syx, slices, depth, fuse_depth, lr, u0, directions, alon
                 post = [c + lr * o * h for c, o in zip(post, _others(post))]
             p = new_p
             step += 1
+    if diverged:
+        t_cross[:] = np.nan
     w_rec = np.array(rows) if record else None
     return _ChainRun(t_cross=t_cross, n_epochs=step, diverged=diverged, w=w_rec)

@@ -60,8 +60,8 @@ from .fixed_points import _fixed_point, _subset_weights
 from .mitigation import late_schedule_lrs
 from .two_layer import late_schedule
 
-__all__ = ["diagnose", "Diagnosis", "ModalityStrength", "Plateau", "LateFusion", "DepthTimes", "Preference",
-           "HeldOut", "Advice", "SimulatedRun", "Confirmation"]
+__all__ = ["diagnose", "check_inputs", "Diagnosis", "ModalityStrength", "Plateau", "LateFusion", "DepthTimes",
+           "Preference", "HeldOut", "Advice", "SimulatedRun", "Confirmation"]
 
 #: A unimodal phase t_last/t_first below this counts as "no unimodal phase" in the advice.
 RATIO_OK = 1.5
@@ -180,6 +180,12 @@ class LateFusion:
         modality's value at the fixed point where it is learned (theory.md §7.1). 0 if never needed.
     thresholds : ndarray of shape (K,)
         a*_m / 2: modality m counts as learned when W_m^tot · ĝ_m first rises through it.
+    diverged : bool
+        The map diverges at this learning rate (``t_map`` is then NaN): lr is above the stability
+        bound of gradient descent on these data.
+    run_epochs : int
+        Epochs of the trajectory below and of the run that confirms it: 1.3× (2× for the logistic
+        loss) the last time of the map, plus 100.
     curve_epochs, curve_loss, curve_progress : ndarray
         The map's trajectory, every epoch: loss/L(0) (n,) and progress W_m^tot·ĝ_m / a*_m (n, K).
     """
@@ -197,6 +203,8 @@ class LateFusion:
     along: tuple
     scales: np.ndarray
     thresholds: np.ndarray
+    diverged: bool
+    run_epochs: int
     curve_epochs: np.ndarray
     curve_loss: np.ndarray
     curve_progress: np.ndarray
@@ -219,6 +227,8 @@ class DepthTimes:
         otherwise.
     t_first_closed : float
         K = 2 only: its t_A in epochs; NaN otherwise.
+    diverged : bool
+        The map diverges at this learning rate (``t`` is then NaN).
     """
 
     fuse_depth: int
@@ -226,6 +236,7 @@ class DepthTimes:
     ratio: float
     ratio_closed: float
     t_first_closed: float
+    diverged: bool
 
 
 @dataclass(frozen=True)
@@ -521,6 +532,14 @@ def _accuracy(w, test):
     return float(np.mean(pred == test["y"]))
 
 
+def train_epochs(t, classification, max_epochs, fallback):
+    """Epochs of the two-layer run that confirms the times ``t``: 1.3× (2× for the logistic loss) the last, + 100."""
+    t = np.asarray(t, dtype=float)
+    finite = t[np.isfinite(t)]
+    top = finite.max() if finite.size else fallback
+    return int(min(max_epochs, math.ceil((2.0 if classification else 1.3) * top) + 100))
+
+
 def _learning_scales(sigma, syx, dims, order, n_learned):
     """Per modality: the direction along which it grows when it is learned, and the saturation amplitude.
 
@@ -574,8 +593,11 @@ def _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test
     thresholds = 0.5 * amp
     finite = t_closed[np.isfinite(t_closed)]
     budget = int(min(max_epochs, math.ceil(3.0 * (finite.max() if finite.size else 1000.0)) + 1000))
-    run = vector_chain(sig_d, syx_d, _slices(dims), 2, 2, lr_dyn, u0, dirs, along, thresholds, budget,
-                       record=True)
+    first = vector_chain(sig_d, syx_d, _slices(dims), 2, 2, lr_dyn, u0, dirs, along, thresholds, budget, syy=syy_d)
+    # the trajectory to the end of the training run that would confirm it
+    span = train_epochs(first.t_cross, classification, max_epochs, fallback=budget)
+    run = vector_chain(sig_d, syx_d, _slices(dims), 2, 2, lr_dyn, u0, dirs, along, thresholds, span,
+                       min_epochs=span, record=True, syy=syy_d)
     t_map = run.t_cross.copy()
     d = run.w - prob.m_star
     l_min = max(0.0, 0.5 * (syy_d - float(prob.m_star @ syx_d)))
@@ -611,7 +633,8 @@ def _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test
                       plateaus=tuple(plateaus), curve_epochs=_readonly(np.arange(run.w.shape[0], dtype=float)),
                       curve_loss=_readonly(curve_loss), curve_progress=_readonly(_progress(run.w, along, amp, dims)),
                       along=tuple(_readonly(a) for a in along), scales=_readonly(amp),
-                      thresholds=_readonly(thresholds))
+                      thresholds=_readonly(thresholds), diverged=bool(run.diverged or first.diverged),
+                      run_epochs=span)
     return late, prob, dirs, full
 
 
@@ -644,11 +667,11 @@ def _depths(depth, dyn, dims, u0, lr_dyn, prob, dirs, late, max_epochs):
     out = []
     for l_f in range(1, depth + 1):
         run = vector_chain(sig_d, syx_d, _slices(dims), depth, l_f, lr_dyn, u0, dirs, late.along,
-                           late.thresholds, budget)
+                           late.thresholds, budget, settle=0.3, extra=100, syy=dyn[2])
         t = run.t_cross
         ratio_closed, t_first_closed = _deep_closed(depth, l_f, dyn, dims, u0, lr_dyn)
         out.append(DepthTimes(fuse_depth=l_f, t=_readonly(t), ratio=_ratio(t[late.thresholds > 0]),
-                              ratio_closed=ratio_closed, t_first_closed=t_first_closed))
+                              ratio_closed=ratio_closed, t_first_closed=t_first_closed, diverged=run.diverged))
     del n_mod
     return tuple(out)
 
@@ -678,7 +701,10 @@ def _advice(dyn, dims, names, late, depths, pref, strengths, u0, lr_dyn, dirs, c
     lines = []
     late_ratio = _ratio(late.t_map)
     n_f = names[first]
-    if np.isfinite(late_ratio) and late_ratio < RATIO_OK:
+    if late.diverged:
+        lines.append(f"Lower the learning rate: gradient descent at lr {late.lr:g} diverges on these data "
+                     "(the times below that depend on it are NaN).")
+    elif np.isfinite(late_ratio) and late_ratio < RATIO_OK:
         lines.append(f"The modalities are learned within {late_ratio:.2f}× of each other by two-layer late fusion: "
                      "little unimodal phase, nothing to fix.")
     elif np.isfinite(late_ratio):
@@ -690,16 +716,20 @@ def _advice(dyn, dims, names, late, depths, pref, strengths, u0, lr_dyn, dirs, c
         lines.append(f"Two-layer late fusion learns {n_f} first; some modality is not learned within the epochs "
                      "iterated.")
     depth = depths[-1].fuse_depth
-    shown = ", ".join(f"{r:.2f} (L_f = {d.fuse_depth})" if np.isfinite(r) else f"not reached (L_f = {d.fuse_depth})"
+    shown = ", ".join(f"{r:.2f} (L_f = {d.fuse_depth})" if np.isfinite(r) else
+                      f"{'diverges' if d.diverged else 'not reached'} (L_f = {d.fuse_depth})"
                       for d, r in zip(depths, ratios))
     lines.append(f"Fusion depth (depth {depth}): t_last/t_first = {shown}. Earlier fusion shortens the unimodal "
                  f"phase; the latest fusion layer with a ratio under {RATIO_OK} is L_f = {fuse}.")
-    if len(dims) >= 2 and not flipped:
+    phase = not (np.isfinite(late_ratio) and late_ratio < RATIO_OK)
+    if late.diverged:
+        pass
+    elif phase and not flipped:
         rest = ", ".join(f"{names[k]} × {mult[k]:.3g}" for k in range(len(dims)) if k != first)
         lines.append(f"Per-modality learning rates (both layers of a branch): {rest} ({n_f} × 1) equalise the "
                      "phase-1 growth rates, so that every modality is learned together at leading order "
                      f"(theory.md §11.1); keep lr × {mult.max():.3g} below the stability bound.")
-    elif flipped:
+    elif phase:
         lines.append("No per-modality learning rate equalises the times: the correlation of "
                      f"{', '.join(names[k] for k in flipped)} points against its eventual weights, so its useful "
                      "mode decays while the others are learned (theory.md §6.3, §11.1).")
@@ -727,8 +757,10 @@ def _methods(classification, n_mod):
     time_note = (" Classification: computed on the logistic loss's small-weight quadratic expansion (heuristic "
                  "beyond the first phase, theory.md §12.1).") if classification else ""
     return {
-        "strength": "exact: ‖Σyx_m‖, ½ Σyx_m Σ_m⁻¹ Σyx_mᵀ and L(M_{all∖m}) − L(M_*) on the moments (theory.md §12.2)",
-        "late.t": "leading order (u0 → 0, gradient flow): theory.two_layer.late_schedule (theory.md §6.3)" + time_note,
+        "strength": ("exact: ‖Σyx_m‖, ½ Σyx_m Σ_m⁻¹ Σyx_mᵀ and L(M_{all∖m}) − L(M_*) on the moments "
+                     "(theory.md §12.2)"),
+        "late.t": ("leading order (u0 → 0, gradient flow): theory.two_layer.late_schedule (theory.md §6.3)"
+                   + time_note),
         "late.t_map": "exact for the balanced rank-one two-layer net of scale u0 at lr: the rank-one map "
                       "(theory.md §6.10)" + time_note,
         "late.early": "heuristic: (τ/‖Σyx‖) ln(1/u0), one transition (theory.md §6.2)",
@@ -736,7 +768,8 @@ def _methods(classification, n_mod):
                     "vector modalities, any K (theory.md §12.3)" + time_note,
         "depths.ratio_closed": ("heuristic: theory.deep.deep_time_ratio_vector (theory.md §6.6)" if n_mod == 2
                                 else "none for K > 2 (NaN)"),
-        "plateaus.misattribution": "exact: W_m(M_S) − W_m(M_*), a difference of fixed points (theory.md §6.4, §12.4)",
+        "plateaus.misattribution": ("exact: W_m(M_S) − W_m(M_*), a difference of fixed points "
+                                    "(theory.md §6.4, §12.4)"),
         "preference": "exact comparison of unimodal loss reductions (theory.md §6.5, §12.4)",
         "held_out": "exact: held-out quadratic loss at the fixed points (theory.md §12.5)",
         "advice.t_equalised": "leading order: theory.mitigation.late_schedule_lrs (theory.md §11.1)",
@@ -744,6 +777,37 @@ def _methods(classification, n_mod):
                       "its growth along its learning direction saturates; for scalar modalities half its value at "
                       "the fixed point where late fusion learns it (theory.md §7.1, §12.2)",
     }
+
+
+def _checked(xs, y, names, columns, xs_test, y_test, task, preprocess):
+    prep = _inp.prepare(xs, y, names=names, columns=columns, xs_test=xs_test, y_test=y_test, task=task,
+                        preprocess=preprocess)
+    data = from_arrays(list(prep.xs), prep.y)
+    mo = data.moments()
+    _inp.check_covariances(mo.sxx, mo.syx, float(mo.syy), data.in_dims, prep.names, prep.columns, data.n_samples)
+    return prep, data
+
+
+def check_inputs(xs, y, *, names=None, columns=None, xs_test=None, y_test=None, task="auto",
+                 preprocess="standardize"):
+    """Every input check of :func:`diagnose`, without the analysis (cheap: moments and eigenvalues).
+
+    Parameters
+    ----------
+    xs, y, names, columns, xs_test, y_test, task, preprocess :
+        As :func:`diagnose`.
+
+    Returns
+    -------
+    task : str
+        'regression' or 'classification', as :func:`diagnose` will treat the target.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`diagnose`, naming the input.
+    """
+    return _checked(xs, y, names, columns, xs_test, y_test, task, preprocess)[0].task
 
 
 def diagnose(xs, y, *, names=None, columns=None, xs_test=None, y_test=None, task="auto",
@@ -814,13 +878,10 @@ def diagnose(xs, y, *, names=None, columns=None, xs_test=None, y_test=None, task
         raise TypeError(f"confirm == {confirm!r}, must be True or False.")
     max_epochs = check_int("max_epochs", max_epochs, lo=1)
     check_rng("rng", rng)
-    prep = _inp.prepare(xs, y, names=names, columns=columns, xs_test=xs_test, y_test=y_test, task=task,
-                        preprocess=preprocess)
-    data = from_arrays(list(prep.xs), prep.y)
+    prep, data = _checked(xs, y, names, columns, xs_test, y_test, task, preprocess)
     mo = data.moments()
     dims = data.in_dims
     sigma, syx, syy = mo.sxx, mo.syx[0], float(mo.syy)
-    _inp.check_covariances(sigma, syx[None], syy, dims, prep.names, prep.columns, data.n_samples)
     classification = prep.task == "classification"
     if classification:   # logistic ≈ squared loss on 2y at lr/4 near zero weights (theory.md §12.1)
         dyn, lr_dyn = (sigma, 2.0 * syx, 4.0 * syy), lr / 4.0
@@ -866,10 +927,16 @@ def _notes(prep, late, depths, classification, dims, max_epochs):
     never = [prep.names[k] for k in range(len(dims)) if not np.isfinite(late.t[k])]
     if never:
         notes.append(f"{', '.join(never)}: never needed by late fusion (zero residual once the others are learned).")
+    if late.diverged:
+        notes.append(f"The rank-one map diverges at lr {late.lr:g}: the learning rate is above the stability bound of "
+                     "gradient descent on these data (linfusion.stability_bound); its times are NaN.")
     missing = [prep.names[k] for k in range(len(dims)) if np.isfinite(late.t[k]) and not np.isfinite(late.t_map[k])]
-    if missing:
+    if missing and not late.diverged:
         notes.append(f"{', '.join(missing)}: not learned by the rank-one map within {max_epochs} epochs.")
-    slow = [d.fuse_depth for d in depths if not np.isfinite(d.ratio)]
+    blown = [d.fuse_depth for d in depths if d.diverged]
+    if blown:
+        notes.append(f"Fusion depth: the map diverges at lr {late.lr:g} for L_f = {', '.join(map(str, blown))}.")
+    slow = [d.fuse_depth for d in depths if not np.isfinite(d.ratio) and not d.diverged]
     if slow:
         notes.append(f"Fusion depth: at L_f = {', '.join(map(str, slow))} some modality is not learned within the "
                      f"epochs iterated (at most {max_epochs}).")
