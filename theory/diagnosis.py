@@ -42,7 +42,6 @@ misattribution are those of the squared loss on the ±1 labels, not of the logis
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
@@ -532,7 +531,7 @@ def _accuracy(w, test):
     return float(np.mean(pred == test["y"]))
 
 
-def train_epochs(t, classification, max_epochs, fallback):
+def _train_epochs(t, classification, max_epochs, fallback):
     """Epochs of the two-layer run that confirms the times ``t``: 1.3× (2× for the logistic loss) the last, + 100."""
     t = np.asarray(t, dtype=float)
     finite = t[np.isfinite(t)]
@@ -582,9 +581,6 @@ def _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test
     sig_d, syx_d, syy_d = dyn
     n_mod = len(dims)
     u0 = scale * math.sqrt(width / 2.0)
-    if not u0 < 1.0:
-        raise ValueError(f"scale == {scale!r} with width == {width} gives the effective init u0 = scale·√(width/2) "
-                         f"= {u0:.3g}, must be < 1 (the theory is for a small init).")
     sched = late_schedule(sig_d, syx_d[None], syy_d, dims, u0, lr=lr_dyn)
     t_closed = _never_nan(sched.t)
     prob = _problem(sig_d, syx_d[None], syy_d, dims)
@@ -595,7 +591,7 @@ def _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test
     budget = int(min(max_epochs, math.ceil(3.0 * (finite.max() if finite.size else 1000.0)) + 1000))
     first = vector_chain(sig_d, syx_d, _slices(dims), 2, 2, lr_dyn, u0, dirs, along, thresholds, budget, syy=syy_d)
     # the trajectory to the end of the training run that would confirm it
-    span = train_epochs(first.t_cross, classification, max_epochs, fallback=budget)
+    span = _train_epochs(first.t_cross, classification, max_epochs, fallback=budget)
     run = vector_chain(sig_d, syx_d, _slices(dims), 2, 2, lr_dyn, u0, dirs, along, thresholds, span,
                        min_epochs=span, record=True, syy=syy_d)
     t_map = run.t_cross.copy()
@@ -655,15 +651,15 @@ def _deep_closed(depth, fuse_depth, dyn, dims, u0, lr_dyn):
     return float(dt.ratio), float(dt.t_a)
 
 
-def _depths(depth, dyn, dims, u0, lr_dyn, prob, dirs, late, max_epochs):
+def _depths(depth, dyn, dims, u0, lr_dyn, dirs, late, max_epochs):
     """Every fusion layer of depth L: the exact aligned-chain map (and the K = 2 closed form)."""
     sig_d, syx_d, _ = dyn
-    n_mod = len(dims)
-    # budget: the late chain's leading-order t_A times the two-layer schedule's spread, with margin
+    # budget: the late chain's leading-order t_A times the two-layer schedule's spread, with a wide
+    # margin (deep branches turn slowly, theory.md §12.3: 2.6× the two-layer spread on the diabetes data)
     w_a = max(float(np.linalg.norm(syx_d[s])) for s in _slices(dims))
     t_a = (math.log(1.0 / u0) if depth == 2 else u0 ** (2 - depth) / (depth - 2)) / (w_a * lr_dyn)
     spread = _ratio(late.t) if np.isfinite(_ratio(late.t)) else 10.0
-    budget = int(min(max_epochs, math.ceil(3.0 * t_a * spread) + 2000))
+    budget = int(min(max_epochs, math.ceil(10.0 * t_a * spread) + 2000))
     out = []
     for l_f in range(1, depth + 1):
         run = vector_chain(sig_d, syx_d, _slices(dims), depth, l_f, lr_dyn, u0, dirs, late.along,
@@ -672,7 +668,6 @@ def _depths(depth, dyn, dims, u0, lr_dyn, prob, dirs, late, max_epochs):
         ratio_closed, t_first_closed = _deep_closed(depth, l_f, dyn, dims, u0, lr_dyn)
         out.append(DepthTimes(fuse_depth=l_f, t=_readonly(t), ratio=_ratio(t[late.thresholds > 0]),
                               ratio_closed=ratio_closed, t_first_closed=t_first_closed, diverged=run.diverged))
-    del n_mod
     return tuple(out)
 
 
@@ -878,6 +873,9 @@ def diagnose(xs, y, *, names=None, columns=None, xs_test=None, y_test=None, task
         raise TypeError(f"confirm == {confirm!r}, must be True or False.")
     max_epochs = check_int("max_epochs", max_epochs, lo=1)
     check_rng("rng", rng)
+    if not scale * math.sqrt(width / 2.0) < 1.0:
+        raise ValueError(f"scale == {scale!r} with width == {width} gives the effective init u0 = scale·√(width/2) "
+                         f"= {scale * math.sqrt(width / 2.0):.3g}, must be < 1 (the theory is for a small init).")
     prep, data = _checked(xs, y, names, columns, xs_test, y_test, task, preprocess)
     mo = data.moments()
     dims = data.in_dims
@@ -891,7 +889,7 @@ def diagnose(xs, y, *, names=None, columns=None, xs_test=None, y_test=None, task
     strengths, _ = _strengths(sigma, syx, syy, dims, prep.names, data.n_samples)
     late, prob, dirs, full = _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test,
                                    classification)
-    depths = _depths(depth, dyn, dims, deep_scale, lr_dyn, prob, dirs, late, max_epochs)
+    depths = _depths(depth, dyn, dims, deep_scale, lr_dyn, dirs, late, max_epochs)
     pref = _preference(strengths, late.order[0])
     held = None
     if test is not None:
