@@ -74,12 +74,14 @@ def mark_times(ax, times, colors, y=0.5, marker="v", label=None):
             first = False
 
 
-def style_handles(names, colors, *, theory_label="exact map at lr: dashed", marker_label=None, marker="v"):
-    """Legend handles: one per modality (its colour), then the line kinds."""
+def style_handles(names, colors, *, theory_label="exact map at lr: dashed", marker_label=None, marker="v",
+                  simulation=True):
+    """Legend handles: one per modality (its colour), then the line kinds (no simulation: theory only)."""
     from matplotlib.lines import Line2D
 
     out = [Line2D([], [], label=name, **S.sim_kw(color)) for name, color in zip(names, colors)]
-    out.append(Line2D([], [], label="simulation: wide band", color="0.6", linewidth=2.8, alpha=0.55))
+    if simulation:
+        out.append(Line2D([], [], label="simulation: wide band", color="0.6", linewidth=2.8, alpha=0.55))
     out.append(Line2D([], [], label=theory_label, **S.theory_kw("black")))
     if marker_label:
         out.append(Line2D([], [], linestyle="none", marker=marker, markerfacecolor="none", markeredgecolor="black",

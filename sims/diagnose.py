@@ -183,14 +183,16 @@ def _loss_panel(ax, report, colors):
     late, c = report.late, report.confirmation
     classification = report.task == "classification"
     sim = (c.late.epochs, c.late.loss) if c is not None and c.late.usable else None
-    theory = None if classification else (late.curve_epochs, late.curve_loss)
+    # classification: the expansion's squared loss is not the logistic loss; drawn only without a run
+    theory = None if classification and sim is not None else (late.curve_epochs, late.curve_loss)
     levels = [] if classification else [p.loss for p in late.plateaus]
     SCH.draw_loss(ax, sim=sim, theory=theory, levels=levels)
     if sim is not None and c.late.test_loss is not None:
         ax.plot(c.late.epochs, c.late.test_loss, **S.sim_kw(S.COLORS["eg"]), label="held-out loss")
     ax.set_ylim(-0.03, 1.08 if sim is None or c.late.test_loss is None else max(1.08, 1.02 * float(
         np.nanmax(c.late.test_loss))))
-    ax.set_title("(a) loss, late fusion" + (" (logistic)" if classification else ""), fontsize="medium")
+    what = "late fusion" if not classification else "logistic" if sim is not None else "expansion"
+    ax.set_title(f"(a) loss, {what}", fontsize="medium")
 
 
 def _progress_panel(ax, report, colors):
@@ -245,9 +247,10 @@ def _misattribution_panel(ax, report, colors):
     ax.set_title("(d) misattribution", fontsize="medium")
 
 
-def _loss_handle():
+def _loss_handle(simulated):
     from matplotlib.lines import Line2D
-    return Line2D([], [], label="training loss", **S.sim_kw(S.COLORS["loss"]))
+    style = S.sim_kw(S.COLORS["loss"]) if simulated else S.theory_kw(S.COLORS["loss"])
+    return Line2D([], [], label="training loss", **style)
 
 
 def _unusable(report):
@@ -272,11 +275,13 @@ def plot(cfg, result, report):
     _misattribution_panel(axes[1, 1], report, colors)
     theory = ("theory (small-weight expansion): dashed" if report.task == "classification"
               else "theory (exact map): dashed")
-    handles = SCH.style_handles(report.names, colors, theory_label=theory, marker_label="closed form (leading order)")
+    simulated = c is not None and c.late.usable
+    handles = SCH.style_handles(report.names, colors, theory_label=theory, marker_label="closed form (leading order)",
+                                simulation=simulated)
     if c is not None and c.late.usable and c.late.test_loss is not None:
         from matplotlib.lines import Line2D
         handles.insert(len(report.names), Line2D([], [], label="held-out loss", **S.sim_kw(S.COLORS["eg"])))
-    handles.insert(len(report.names), _loss_handle())
+    handles.insert(len(report.names), _loss_handle(simulated))
     bad = _unusable(report)
     if bad:
         from matplotlib.lines import Line2D

@@ -247,14 +247,16 @@ def quick_runs(tmp_path_factory):
     out = {}
     for kind in ("regression", "classification"):
         path = write_npz(base / f"{kind}.npz", synthetic(classification=kind == "classification"))
-        cfg = diagnose.Config.quick(data=path)
-        result = diagnose.run(cfg)
-        out[kind] = (cfg, result, diagnose.predict(cfg, result))
+        for confirm in (True, False):
+            cfg = diagnose.Config.quick(data=path, confirm=confirm)
+            result = diagnose.run(cfg)
+            out[kind + ("" if confirm else "-unconfirmed")] = (cfg, result, diagnose.predict(cfg, result))
     return out
 
 
 @pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize("kind", ["regression", "classification"])
+@pytest.mark.parametrize("kind", ["regression", "classification", "regression-unconfirmed",
+                                  "classification-unconfirmed"])
 def test_figure_layout_and_fonts(kind, style, quick_runs):
     assert figure_problems(diagnose, *quick_runs[kind], style) == []
 
