@@ -127,6 +127,9 @@ def build_parser(module):
         if kind is bool and not is_list:
             g.add_argument(_config.flag_name(f.name), action=argparse.BooleanOptionalAction, **kw)
             continue
+        if is_list and f.metadata.get("repeat"):
+            g.add_argument(_config.flag_name(f.name), action="append", type=_scalar_parser(kind, f.name), **kw)
+            continue
         kw["type"] = _list_parser(kind) if is_list else _scalar_parser(kind, f.name)
         if f.metadata.get("choices") is not None and not is_list:
             kw["choices"] = f.metadata["choices"]

@@ -32,7 +32,7 @@ LIBRARY_DEFAULT = "the library's default"
 
 
 def option(default, help, *, check=None, choices=None, group=None, quick=MISSING, cli=True, metavar=None,
-           none_means=LIBRARY_DEFAULT):
+           none_means=LIBRARY_DEFAULT, repeat=False):
     """A configuration field with its command-line metadata.
 
     Parameters
@@ -56,9 +56,12 @@ def option(default, help, *, check=None, choices=None, group=None, quick=MISSING
     metavar : str, optional
     none_means : str
         What a None value means, for ``--help``.
+    repeat : bool
+        A tuple field given by repeating its flag, one item per flag (``--modality a=x,y
+        --modality b=z``), instead of one comma-separated value.
     """
     md = dict(help=help, check=check, choices=choices, group=group, cli=cli, metavar=metavar,
-              none_means=none_means)
+              none_means=none_means, repeat=repeat)
     if quick is not MISSING:
         md["quick"] = quick
     if isinstance(default, (list, dict, set)):
@@ -191,6 +194,9 @@ class Config:
                 words.append(flag_name(name) if value else "--no-" + name.replace("_", "-"))
             elif value is None:
                 continue
+            elif isinstance(value, tuple) and _field(type(self), name).metadata.get("repeat"):
+                for item in value:
+                    words += [flag_name(name), format_value(item)]
             elif isinstance(value, tuple):
                 words.append(f"{flag_name(name)}={format_value(value)}")
             else:
@@ -205,6 +211,10 @@ def format_value(value):
     if isinstance(value, float):
         return format(value, ".12g")
     return str(value)
+
+
+def _field(cls, name):
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
 @functools.lru_cache(maxsize=None)

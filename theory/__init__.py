@@ -19,6 +19,10 @@ moments, scalars and arrays and returns floats, arrays or small frozen records:
   ``lr_scales`` and ``ogm_alpha``.
 - :mod:`theory.prediction`: :func:`predict`, the exact map's trajectory of a training run
   (a :class:`linfusion.TrainResult` and its data) on the run's epochs, shaped like the run.
+- :mod:`theory.diagnosis`: :func:`diagnose`, the front door for a user's data (K >= 2
+  modalities): strengths, learning order and times, time ratio per fusion depth,
+  misattribution, superficial preference, held-out deficit and advice, as one report
+  (:class:`Diagnosis`); ``confirm=True`` also trains the networks.
 
 Conventions. Modality 0 is A, the first-learned one. Times are in units of τ = 1/lr
 (``*_tau``) or in epochs. A number that is missing, not reached or undefined (a modality
@@ -28,7 +32,7 @@ live in :mod:`linfusion.analysis` and are used here, not redefined:
 :func:`linfusion.analysis.crossing_time`, :func:`linfusion.analysis.generalization_error`.
 ``import theory`` loads neither numba, ``scipy.integrate`` nor matplotlib.
 """
-from . import deep, dynamics, fixed_points, mitigation, prediction, two_layer
+from . import deep, diagnosis, dynamics, fixed_points, mitigation, prediction, two_layer
 from .deep import (DeepTimes, deep_lag, deep_t_a, deep_time_ratio, deep_time_ratio_vector,
                    deep_times, deep_times_vector)
 from .dynamics import (ChainCrossings, Seed, Trajectory, chain_flow, chain_map, chain_map_many,
@@ -42,6 +46,7 @@ from .two_layer import (LateTimes, LearningSchedule, contribution_threshold, lat
 from .mitigation import (auxiliary_moments, auxiliary_schedule, dropout_moments, effective_lr_scales,
                          equalising_lr_ratio, late_schedule_lrs, ogm_coefficients, ogm_scores, time_ratio_lrs)
 from .prediction import Prediction, predict
+from .diagnosis import Diagnosis, diagnose
 
 __all__ = [
     "fixed_points", "two_layer", "deep", "dynamics", "prediction", "Prediction", "predict",
@@ -56,4 +61,5 @@ __all__ = [
     "chain_map_many", "gram_map", "effective_seed",
     "mitigation", "ogm_scores", "ogm_coefficients", "effective_lr_scales", "late_schedule_lrs",
     "time_ratio_lrs", "equalising_lr_ratio", "dropout_moments", "auxiliary_moments", "auxiliary_schedule",
+    "diagnosis", "Diagnosis", "diagnose",
 ]
