@@ -99,7 +99,7 @@ def test_package_digest_covers_every_source_file_once_per_process(monkeypatch):
     first = keys.package_digest()
     root = keys.Path(keys.__file__).resolve().parent.parent
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
-    assert {"sweep/keys.py", "_kernels.py", "training.py", "_engine.py"} <= set(files)
+    assert {"sweep/keys.py", "_kernels/sample.py", "_kernels/moment.py", "training.py", "_engine.py"} <= set(files)
     monkeypatch.setattr(keys.Path, "read_bytes", lambda self: pytest.fail("read again"))
     assert keys.package_digest() == first      # computed once per process
     monkeypatch.setattr(keys, "_PACKAGE", None)

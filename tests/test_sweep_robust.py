@@ -40,9 +40,9 @@ def counting_measure(result, config):
 
 
 def strict_measure(result, config):
-    """Like the old analysis.measure on a diverged run: raises on a diverged run's weights."""
+    """Like the old analysis.measure on a diverged run: raises on non-finite weights."""
     wa = result.w_tot[0][:, 0, 0]
-    if result.diverged or not np.all(np.isfinite(wa)):
+    if not np.all(np.isfinite(wa)):
         raise ValueError("threshold == inf, must be finite")
     return {"wa_last": float(wa[-1])}
 
@@ -209,10 +209,17 @@ def test_workers_capped_at_points_and_cores(monkeypatch):
 
 
 # ---------------------------------------------------------------------- runs that are not usable
+def raising_measure(result, config):
+    """A measure that refuses a diverged run (its weights stopped at a huge, finite loss)."""
+    if result.diverged:
+        raise ValueError("threshold == inf, must be finite")
+    return strict_measure(result, config)
+
+
 def test_diverged_rows_keep_their_status(tmp_path):
     cfgs = [dict(CFGS[0]), {**CFGS[1], "lr": 50.0}, dict(CFGS[2])]
     with pytest.warns(RuntimeWarning, match="from training: diverged"):
-        r = run_sweep(cfgs, measure=strict_measure, cache_dir=tmp_path / "c", workers=1, progress=False)
+        r = run_sweep(cfgs, measure=raising_measure, cache_dir=tmp_path / "c", workers=1, progress=False)
     assert [row["status"] for row in r.table] == ["completed", "diverged", "completed"]
     assert r.failures == []
     bad = r.table[1]
@@ -221,7 +228,7 @@ def test_diverged_rows_keep_their_status(tmp_path):
     assert bad["note"].startswith("diverged: the loss") and "threshold == inf" in bad["note"]
     assert np.isnan(r.column("wa_last")[1]) and np.all(np.isfinite(r.column("wa_last")[[0, 2]]))
     # the same from the cache
-    again = run_sweep(cfgs, measure=strict_measure, cache_dir=tmp_path / "c", workers=1, progress=False)
+    again = run_sweep(cfgs, measure=raising_measure, cache_dir=tmp_path / "c", workers=1, progress=False)
     assert again.n_cached == 3 and again.table[1]["status"] == "diverged" and again.table[1]["note"] == bad["note"]
     # an exception from measure on a usable run is still a failure
     with pytest.raises(SweepError, match="point 0 failed in measure"):
