@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from . import _config, _io
 
-__all__ = ["Execution", "build_parser", "parse", "main", "describe_quick"]
+__all__ = ["Execution", "build_parser", "parse", "main", "entry_point", "describe_quick"]
 
 
 @dataclass(frozen=True)
@@ -313,3 +313,13 @@ def main(name, argv=None):
         plt.show()
     plt.close(fig)
     return 0
+
+
+def entry_point(name):
+    """The ``main(argv=None)`` of experiment ``name``: :func:`main` bound to it."""
+    def main_(argv=None):
+        return main(name, argv)
+    main_.__name__ = main_.__qualname__ = "main"
+    main_.__module__ = f"sims.{name}"
+    main_.__doc__ = f"Run ``python -m sims.{name}`` with ``argv`` (default: the command line); returns the exit status."
+    return main_

@@ -38,7 +38,7 @@ from linfusion.sweep import run_sweep
 
 from . import _deep as D
 from . import _style as S
-from ._config import integer, option, real
+from ._config import integer, option, real, reals
 from ._options import Seeded
 
 __all__ = ["Axis", "Sweep", "SCHEME_MARKERS", "measure_point", "moments_of", "run", "predict", "plot",
@@ -451,3 +451,53 @@ def protocol(axis):
                      f":func:`sims._deep_sweep.{base.__name__}`)."
         out.append(fn)
     return tuple(out)
+
+
+# ---------------------------------------------------------------------- the three sweeps
+RHO = Axis("rho", "rho_sweep", 10, (-0.92, 0.92, 100), r"correlation $\rho$ of $x_A$ and $x_B$",
+           r"$\rho$", "ρ")
+
+
+@dataclass(frozen=True)
+class RhoSweep(Sweep, D.Ratio, D.Scale):
+    """Figure 10: the deep-fusion sweep over ρ (theory.md §6.6-6.7)."""
+
+    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(-0.9, 0.9, 9), 12)),
+                                       "correlations ρ to sweep, comma separated, each in (-1, 1)",
+                                       check=reals(-1.0, 1.0, lo_open=True, hi_open=True),
+                                       quick=(-0.6, 0.0, 0.6), group="sweep")
+
+
+RATIO = Axis("ratio", "ratio_sweep", 11, (1.0, 3.0, 100), r"$\sigma_A/\sigma_B$", r"$\sigma_A/\sigma_B$", "r")
+
+
+@dataclass(frozen=True)
+class RatioSweep(Sweep, D.Rho, D.Scale):
+    """Figure 11: the deep-fusion sweep over r = σ_A/σ_B (theory.md §6.6-6.7)."""
+
+    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(1.2, 2.8, 5), 12)),
+                                       "ratios r = σ_A/σ_B to sweep, comma separated, each >= 1 (A is learned "
+                                       "first)", check=reals(1.0), quick=(1.5, 2.5), group="sweep")
+
+
+INIT = Axis("scale", "init_sweep", 12, (0.01, 0.2, 100), r"init scale $u_0$ (per-layer Frobenius norm)",
+            r"$u_0$", "u0")
+
+
+@dataclass(frozen=True)
+class InitSweep(Sweep, D.Rho, D.Ratio):
+    """Figure 12: the deep-fusion sweep over the init scale u0 (theory.md §6.6-6.7)."""
+
+    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(0.03, 0.18, 5), 12)),
+                                       "init scales u0 to sweep, comma separated, each in (0, 1)",
+                                       check=reals(0.0, 1.0, lo_open=True, hi_open=True), quick=(0.1, 0.18),
+                                       group="sweep")
+
+
+_MODULES = {"rho_sweep": (RHO, RhoSweep), "ratio_sweep": (RATIO, RatioSweep), "init_sweep": (INIT, InitSweep)}
+
+
+def module(name):
+    """(Config, run, predict, plot, summary, outputs) of the sweep module ``name``."""
+    axis, config = _MODULES[name]
+    return (config,) + protocol(axis)

@@ -502,3 +502,34 @@ def trajectory_figure(cfg, sim, pred, fusion):
     name = {"late": "Late fusion", "early": "Early fusion"}[fusion]
     S.title(fig, f"{name}, two layers: toy data r = {cfg.ratio:g}, ρ = {cfg.rho:g}")
     return fig
+
+
+def protocol(fusion):
+    """The module protocol of figure 2 (``run``, ``predict``, ``plot``, ``summary``, ``outputs``) for ``fusion``."""
+
+    def run(cfg, execution=None):
+        return simulate(cfg, fusion)
+
+    def predict_(cfg, result=None):
+        return predict(cfg, fusion)
+
+    def plot(cfg, result, prediction):
+        return trajectory_figure(cfg, result, prediction, fusion)
+
+    def summary_(cfg, result, prediction):
+        return summary(cfg, result, prediction, fusion)
+
+    def outputs_(cfg, result, prediction):
+        return outputs(result, prediction)
+
+    docs = {"run": f"Train the {fusion}-fusion network and measure it (:func:`sims._two_layer.simulate`).",
+            "predict": "Exact map, gradient flow, leading-order times and fixed points (:func:`sims._two_layer.predict`).",
+            "plot": "The figure: trajectories with theory, and hidden-unit snapshots.",
+            "summary": "Measured against predicted times, plateau and final weights.",
+            "outputs": "Arrays and record to save."}
+    fns = (run, predict_, plot, summary_, outputs_)
+    for fn, name in zip(fns, docs):
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = f"sims.{fusion}_fusion"
+        fn.__doc__ = docs[name]
+    return fns

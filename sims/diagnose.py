@@ -39,12 +39,13 @@ from theory.diagnosis import check_inputs, diagnose
 from . import _datafile
 from . import _schedule as SCH
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import integer, option, real
 from ._options import Seeded, Width
 
 NAME = "diagnose"
 KIND = "run"
+main = entry_point(NAME)
 
 _DATA = "data"
 _TRAIN = "network and training"
@@ -293,10 +294,6 @@ def plot(cfg, result, report):
     S.title(fig, f"Diagnosis: late fusion learns {order}")
     return fig
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

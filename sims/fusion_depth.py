@@ -45,12 +45,13 @@ from linfusion import FusionNet, data, train
 
 from . import _deep as D
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import integer, option
 from ._options import Seeded
 
 NAME = "fusion_depth"
 KIND = "run"        # four networks trained in turn in this process: no worker processes, no cache
+main = entry_point(NAME)
 
 #: what each prediction is, for the summary and the record
 PREDICTIONS = {
@@ -330,10 +331,6 @@ def outputs(cfg, result, prediction):
               "predictions": PREDICTIONS, "plateau_loss_rel": float(prediction["plateau"]), "fuse_depths": per_lf}
     return {"arrays": arrays, "record": record}
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

@@ -46,12 +46,13 @@ from linfusion.data import multi
 
 from . import _style as S
 from ._two_layer import layer_weights
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import choice, integer, integers, option, real
 from ._options import Init, Seeded, Width
 
 NAME = "generalization"
 KIND = "run"
+main = entry_point(NAME)
 ARCHS = ("early", "late")
 #: a local minimum of E_g counts when it is this fraction of the curve's range deep
 PROMINENCE = 1e-3
@@ -398,10 +399,6 @@ def summary(cfg, result, prediction):
     lines.append("  E_g = ½ (W_tot − W*) Σ (W_tot − W*)ᵀ with the population Σ and W* (no label noise)")
     return "\n".join(lines)
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

@@ -30,12 +30,13 @@ from theory.two_layer import time_ratio_toy
 from theory.two_layer import predicted_misattribution_toy
 
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import Config as _Base
 from ._config import choice, integer, option, real
 
 NAME = "heatmaps"
 KIND = "theory"
+main = entry_point(NAME)
 #: (r, ρ, value in theory.md §8 for the signed form)
 LANDMARKS = ((3.0, 0.0, 9.0), (3.0, 0.92, 53.08), (3.0, -0.92, 53.08), (2.0, 0.92, 20.53),
              (2.0, -0.92, 20.53))
@@ -203,10 +204,6 @@ def summary(cfg, result, prediction):
                  f"[{m.min():.3g}, {m.max():.3g}]")
     return "\n".join(lines)
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

@@ -19,37 +19,13 @@ From Python: ``init_sweep.run(init_sweep.Config.quick())``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
-import numpy as np
+from . import _deep_sweep
+from ._cli import entry_point
 
-from . import _deep, _deep_sweep
-from ._cli import main as _main
-from ._config import option, reals
-
-NAME = "init_sweep"
-KIND = "sweep"
-AXIS = _deep_sweep.Axis("scale", NAME, 12, (0.01, 0.2, 100), r"init scale $u_0$ (per-layer Frobenius norm)",
-                        r"$u_0$", "u0")
-
-
-@dataclass(frozen=True)
-class Config(_deep_sweep.Sweep, _deep.Rho, _deep.Ratio):
-    """Figure 12: the deep-fusion sweep over the init scale u0 (theory.md §6.6-6.7)."""
-
-    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(0.03, 0.18, 5), 12)),
-                                       "init scales u0 to sweep, comma separated, each in (0, 1)",
-                                       check=reals(0.0, 1.0, lo_open=True, hi_open=True), quick=(0.1, 0.18),
-                                       group="sweep")
-
-
-run, predict, plot, summary, outputs = _deep_sweep.protocol(AXIS)
-
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
-
+NAME, KIND = "init_sweep", "sweep"
+main = entry_point(NAME)
+Config, run, predict, plot, summary, outputs = _deep_sweep.module(NAME)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,43 +21,12 @@ from __future__ import annotations
 import sys
 
 from . import _two_layer
-from ._cli import main as _main
+from ._cli import entry_point
 
-NAME = "late_fusion"
-KIND = "run"
-FUSION = "late"
+NAME, KIND = "late_fusion", "run"
+main = entry_point(NAME)
+run, predict, plot, summary, outputs = _two_layer.protocol("late")
 Config = _two_layer.Config
-
-
-def run(cfg, execution=None):
-    """Train the late-fusion network and measure it; see :func:`sims._two_layer.simulate`."""
-    return _two_layer.simulate(cfg, FUSION)
-
-
-def predict(cfg, result=None):
-    """Exact map, gradient flow, leading-order times and fixed points; see :func:`sims._two_layer.predict`."""
-    return _two_layer.predict(cfg, FUSION)
-
-
-def plot(cfg, result, prediction):
-    """The figure: trajectories with theory, and hidden-unit snapshots."""
-    return _two_layer.trajectory_figure(cfg, result, prediction, FUSION)
-
-
-def summary(cfg, result, prediction):
-    """Measured against predicted times, plateau and final weights."""
-    return _two_layer.summary(cfg, result, prediction, FUSION)
-
-
-def outputs(cfg, result, prediction):
-    """Arrays and record to save."""
-    return _two_layer.outputs(result, prediction)
-
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -41,12 +41,13 @@ from theory.two_layer import late_schedule
 
 from . import _schedule as SCH
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import integer, option, real
 from ._options import Seeded, Width
 
 NAME = "many_modalities"
 KIND = "run"
+main = entry_point(NAME)
 
 _DATA = "data"
 _TRAIN = "network and training"
@@ -278,10 +279,6 @@ def plot(cfg, panels, _pred):
     S.title(fig, "Many modalities: a staircase of plateaus, one per modality")
     return fig
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

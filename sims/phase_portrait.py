@@ -29,11 +29,12 @@ from linfusion.architecture import default_scale
 
 from . import _style as S
 from . import _two_layer
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import integer, option
 
 NAME = "phase_portrait"
 KIND = "run"
+main = entry_point(NAME)
 FUSIONS = ("late", "early")
 _POINTS = ("$M_0$", "$M_A$", "$M_B$", "$M_*$")
 
@@ -221,10 +222,6 @@ def summary(cfg, result, prediction):
     lines.append(f"  {_two_layer.CONVENTION}")
     return "\n".join(lines)
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

@@ -56,13 +56,14 @@ from linfusion.sweep import run_sweep
 from theory.two_layer import time_ratio
 
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import choice, integer, option, real
 from ._options import Descent, Init, Seeded, Width
 from ._sweeps import USABLE, Measured, as_int, convention_note, readout, sweep_kwargs
 
 NAME = "rand_sweep"
 KIND = "sweep"
+main = entry_point(NAME)
 AXIS_MAX = 20.0     # the original's axes: 0-20
 STATS = ("original", "empirical", "population")
 STATS_TEXT = {"original": "the original's: empirical Σyx, population Σ_A, Σ_AB, norm form",
@@ -391,10 +392,6 @@ def plot(cfg, sim, st):
     S.title(fig, f"Late fusion on random statistics (D = {cfg.dim}): time ratio")
     return fig
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

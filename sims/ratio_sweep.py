@@ -19,35 +19,13 @@ From Python: ``ratio_sweep.run(ratio_sweep.Config.quick())``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
-import numpy as np
+from . import _deep_sweep
+from ._cli import entry_point
 
-from . import _deep, _deep_sweep
-from ._cli import main as _main
-from ._config import option, reals
-
-NAME = "ratio_sweep"
-KIND = "sweep"
-AXIS = _deep_sweep.Axis("ratio", NAME, 11, (1.0, 3.0, 100), r"$\sigma_A/\sigma_B$", r"$\sigma_A/\sigma_B$", "r")
-
-
-@dataclass(frozen=True)
-class Config(_deep_sweep.Sweep, _deep.Rho, _deep.Scale):
-    """Figure 11: the deep-fusion sweep over r = σ_A/σ_B (theory.md §6.6-6.7)."""
-
-    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(1.2, 2.8, 5), 12)),
-                                       "ratios r = σ_A/σ_B to sweep, comma separated, each >= 1 (A is learned "
-                                       "first)", check=reals(1.0), quick=(1.5, 2.5), group="sweep")
-
-
-run, predict, plot, summary, outputs = _deep_sweep.protocol(AXIS)
-
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
-
+NAME, KIND = "ratio_sweep", "sweep"
+main = entry_point(NAME)
+Config, run, predict, plot, summary, outputs = _deep_sweep.module(NAME)
 
 if __name__ == "__main__":
     sys.exit(main())

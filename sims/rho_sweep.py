@@ -20,37 +20,13 @@ From Python: ``rho_sweep.run(rho_sweep.Config.quick())``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
-import numpy as np
+from . import _deep_sweep
+from ._cli import entry_point
 
-from . import _deep, _deep_sweep
-from ._cli import main as _main
-from ._config import option, reals
-
-NAME = "rho_sweep"
-KIND = "sweep"
-AXIS = _deep_sweep.Axis("rho", NAME, 10, (-0.92, 0.92, 100), r"correlation $\rho$ of $x_A$ and $x_B$",
-                        r"$\rho$", "ρ")
-
-
-@dataclass(frozen=True)
-class Config(_deep_sweep.Sweep, _deep.Ratio, _deep.Scale):
-    """Figure 10: the deep-fusion sweep over ρ (theory.md §6.6-6.7)."""
-
-    values: tuple[float, ...] = option(tuple(float(v) for v in np.round(np.linspace(-0.9, 0.9, 9), 12)),
-                                       "correlations ρ to sweep, comma separated, each in (-1, 1)",
-                                       check=reals(-1.0, 1.0, lo_open=True, hi_open=True),
-                                       quick=(-0.6, 0.0, 0.6), group="sweep")
-
-
-run, predict, plot, summary, outputs = _deep_sweep.protocol(AXIS)
-
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
-
+NAME, KIND = "rho_sweep", "sweep"
+main = entry_point(NAME)
+Config, run, predict, plot, summary, outputs = _deep_sweep.module(NAME)
 
 if __name__ == "__main__":
     sys.exit(main())

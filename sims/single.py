@@ -69,7 +69,7 @@ from theory.dynamics import gram_map
 from theory.fixed_points import early_fixed_points, late_fixed_points
 
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import choice, integer, option, real
 from ._options import Descent, Init, Seeded, ToyData, Width
 from ._two_layer import layer_weights
@@ -77,6 +77,7 @@ from ._xor import feature_panel, unit_weights
 
 NAME = "single"
 KIND = "run"
+main = entry_point(NAME)
 DATA = ("toy", "multi", "xor")
 CONVENTION = ("t_A, t_B: first upward crossing of ½W_A(M_A), ½W_B(M_*) of the empirical moments "
               "(×2 for ReLU, theory.md §6.9), interpolated (theory.md §7, 'interp')")
@@ -615,10 +616,6 @@ def outputs(cfg, result, prediction):
         record["convention"] = CONVENTION
     return {"arrays": arrays, "record": record}
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

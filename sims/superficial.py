@@ -27,11 +27,12 @@ from theory.two_layer import contribution_threshold, preference_region, prioriti
 
 from . import _style as S
 from . import _two_layer
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import integer, option, real
 
 NAME = "superficial"
 KIND = "run"
+main = entry_point(NAME)
 _FIRST = {0: "A", 1: "B", -1: "neither"}
 
 
@@ -208,10 +209,6 @@ def summary(cfg, result, prediction):
               f"  {_two_layer.CONVENTION}"]
     return "\n".join(lines)
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from theory.fixed_points import late_fixed_point
 from theory.two_layer import time_ratio_toy, toy_stats
 
 from . import _style as S
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import integer, option, reals
 from ._options import Descent, Init, Seeded, Width
 from ._sweeps import (Measured, as_int, convention_note, dropped_note, keep_mask, readout, sweep_kwargs)
@@ -54,6 +54,7 @@ from theory.two_layer import predicted_misattribution_toy
 
 NAME = "toy_sweep"
 KIND = "sweep"
+main = entry_point(NAME)
 #: leaky-ReLU slope of each variant
 VARIANTS = {"linear": 1.0, "relu": 0.0}
 THEORY_RHO_MAX = 0.92   # range of the theory curves (the original's)
@@ -362,10 +363,6 @@ def plot(cfg, sim, pred):
     S.title(fig, "Two-layer late fusion on toy data: time ratio and misattribution against ρ")
     return fig
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from linfusion.sweep import grid, run_sweep
 
 from . import _style as S
 from ._cli import Execution
-from ._cli import main as _main
+from ._cli import entry_point
 from ._config import choice, integer, option, real, reals
 from ._options import Seeded
 from ._xor import XOR_DIRECTIONS, count_directions, feature_panel, unit_weights
@@ -59,6 +59,7 @@ __all__ = ["Config", "run", "predict", "plot", "summary", "outputs", "count_dire
 
 NAME = "xor"
 KIND = "sweep"
+main = entry_point(NAME)
 ARCHS = ("early", "late")
 #: display floor of the final-loss scatter (late fusion reaches rounding level, ~1e-30)
 LOSS_FLOOR = 1e-12
@@ -387,10 +388,6 @@ def summary(cfg, result, prediction):
                  f"{cfg.merge_angle:g} degrees; feature panels are scaled by their largest unit norm")
     return "\n".join(lines)
 
-
-def main(argv=None):
-    """Run the experiment from the command line; returns the exit status."""
-    return _main(NAME, argv)
 
 
 if __name__ == "__main__":
