@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _style as S
 
-__all__ = ["XOR_DIRECTIONS", "unit_weights", "count_directions", "feature_panel"]
+__all__ = ["XOR_DIRECTIONS", "unit_weights", "count_directions", "feature_panel", "output_panel"]
 
 #: the four XOR features, unit vectors toward (±1, ±1)
 XOR_DIRECTIONS = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]) / np.sqrt(2.0)
@@ -85,3 +85,28 @@ def _number(x):
         return f"{x:.2g}"
     mant, exp = f"{x:.1e}".split("e")
     return f"{mant}\\times 10^{{{int(exp)}}}"
+
+
+def output_panel(ax, sim, cfg):
+    """The network's output over the input plane (XOR plane at x_A = 0, or the toy (x_A, x_B) plane)."""
+    px, py, out = sim["plane_x"], sim["plane_y"], sim["plane_out"]
+    vmax = max(float(np.max(np.abs(out))), 1e-300)
+    cs = ax.contourf(px, py, out, levels=21, cmap="coolwarm", vmin=-vmax, vmax=vmax)
+    ax.figure.colorbar(cs, ax=ax, shrink=0.8, label=r"network output $\hat y$")
+    if cfg.data == "xor":
+        corners = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=float)
+        for c in corners:
+            ax.plot(*c, "o", mfc="none", mec="black", ms=9)
+            ax.annotate(f"{-c[0] * c[1]:+g}".replace("-", "−"), c, xytext=(0, 8), textcoords="offset points", ha="center",
+                        fontsize="small")
+        ax.plot([], [], "o", mfc="none", mec="black", label=r"XOR corners, target $-x_{B1}x_{B2}$")
+        ax.set_xlabel(r"$x_{B1}$")
+        ax.set_ylabel(r"$x_{B2}$")
+        ax.set_title(r"output over the XOR plane, $x_A = 0$")
+    else:
+        ga, gb = np.meshgrid(px, py)
+        ax.contour(px, py, ga + gb, levels=9, colors="black", linestyles="--", linewidths=0.7)
+        ax.plot([], [], color="black", linestyle="--", linewidth=0.7, label=r"teacher $y = x_A + x_B$")
+        ax.set_xlabel(r"$x_A$")
+        ax.set_ylabel(r"$x_B$")
+        ax.set_title("output over the input plane")

@@ -73,7 +73,7 @@ from ._cli import entry_point
 from ._config import choice, integer, option, real
 from ._options import Descent, Init, Seeded, ToyData, Width
 from ._two_layer import layer_weights
-from ._xor import feature_panel, unit_weights
+from ._xor import feature_panel, output_panel, unit_weights
 
 NAME = "single"
 KIND = "run"
@@ -498,7 +498,7 @@ def plot(cfg, result, prediction):
         _feature_panel(ax_of["features"], sim, cfg)
         keep(ax_of["features"])
     if "contour" in ax_of:
-        _contour_panel(ax_of["contour"], sim, cfg)
+        output_panel(ax_of["contour"], sim, cfg)
         keep(ax_of["contour"])
     fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center", ncols=3)
     S.title(fig, _title(cfg))
@@ -532,30 +532,6 @@ def _feature_panel(ax, sim, cfg):
     ax.set_xlabel(r"weight on $x_A$")
     ax.set_ylabel(r"weight on $x_B$")
     ax.set_title(f"hidden units at epoch {int(sim['epochs'][-1])}")
-
-
-def _contour_panel(ax, sim, cfg):
-    px, py, out = sim["plane_x"], sim["plane_y"], sim["plane_out"]
-    vmax = max(float(np.max(np.abs(out))), 1e-300)
-    cs = ax.contourf(px, py, out, levels=21, cmap="coolwarm", vmin=-vmax, vmax=vmax)
-    ax.figure.colorbar(cs, ax=ax, shrink=0.8, label=r"network output $\hat y$")
-    if cfg.data == "xor":
-        corners = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=float)
-        for c in corners:
-            ax.plot(*c, "o", mfc="none", mec="black", ms=9)
-            ax.annotate(f"{-c[0] * c[1]:+g}".replace("-", "−"), c, xytext=(0, 8), textcoords="offset points", ha="center",
-                        fontsize="small")
-        ax.plot([], [], "o", mfc="none", mec="black", label=r"XOR corners, target $-x_{B1}x_{B2}$")
-        ax.set_xlabel(r"$x_{B1}$")
-        ax.set_ylabel(r"$x_{B2}$")
-        ax.set_title(r"output over the XOR plane, $x_A = 0$")
-    else:
-        ga, gb = np.meshgrid(px, py)
-        ax.contour(px, py, ga + gb, levels=9, colors="black", linestyles="--", linewidths=0.7)
-        ax.plot([], [], color="black", linestyle="--", linewidth=0.7, label=r"teacher $y = x_A + x_B$")
-        ax.set_xlabel(r"$x_A$")
-        ax.set_ylabel(r"$x_B$")
-        ax.set_title("output over the input plane")
 
 
 # ---------------------------------------------------------------------- outputs
