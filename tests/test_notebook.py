@@ -1,4 +1,4 @@
-"""The example notebook (docs/example.ipynb) runs from top to bottom.
+"""The example notebook (docs/example.ipynb) and the README snippet run from top to bottom.
 
 Its code cells are extracted and executed in order in one namespace (no Jupyter needed);
 the checks after the run assert what the notebook claims in its text.
@@ -28,4 +28,27 @@ def test_example_notebook_runs_and_says_true_things(monkeypatch, tmp_path):
     assert m.misattribution == pytest.approx(0.5 / 2.0, abs=0.05)           # theory.md §6.4: ρ/r
     assert len(ns["result"]) == 6 and set(ns["result"].column("status")) <= {"completed", "converged"}
     import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+README = NOTEBOOK.parents[1] / "README.md"
+
+
+def test_readme_snippet_runs_and_the_prediction_overlays_the_run(monkeypatch, tmp_path):
+    """The README's 'From Python' snippet runs as written; its prediction equals the run."""
+    import re
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    text = README.read_text()
+    section = text.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, "README: no python block under 'From Python'"
+    ns = {"__name__": "__readme__"}
+    exec(compile(blocks[0], "README.md#from-python", "exec"), ns)
+    run, pred = ns["run"], ns["pred"]
+    assert run.usable
+    assert np.max(np.abs(pred.w_tot_all - run.w_tot_all)) < 1e-10
+    import matplotlib.pyplot as plt
+    assert len(plt.gca().lines) == 4                                         # W_A, W_B: simulation and prediction
     plt.close("all")

@@ -16,6 +16,9 @@ import time
 
 import numpy as np
 
+from ._diagnosis_report import Confirmation, SimulatedRun
+from ._diagnosis_report import progress as along_progress
+
 __all__ = []
 
 
@@ -54,7 +57,6 @@ def run(data, prep, test, dims, dyn, late, depths, width, scale, lr, depth, deep
     from linfusion import FusionNet
     from linfusion.training import _spawn, train
 
-    from .diagnosis import Confirmation, SimulatedRun, _progress
     from .dynamics import gram_map
 
     started = time.perf_counter()
@@ -62,7 +64,7 @@ def run(data, prep, test, dims, dyn, late, depths, width, scale, lr, depth, deep
     loss = "logistic" if classification else "mse"
 
     def progress(w_tot):
-        return _progress(np.asarray(w_tot)[:, 0, :], late.along, late.scales, dims)
+        return along_progress(np.asarray(w_tot)[:, 0, :], late.along, late.scales, dims)
     # late fusion, two layers, per-entry init
     net = FusionNet.late(dims, width=width)
     epochs = late.run_epochs          # the map's trajectory covers the same epochs

@@ -5,8 +5,20 @@ from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
 
+from ._checks import _slices
+
 __all__ = ["Diagnosis", "ModalityStrength", "Plateau", "LateFusion", "DepthTimes", "Preference", "HeldOut",
            "Advice", "SimulatedRun", "Confirmation"]
+
+
+def progress(w, along, amp, dims):
+    """Each modality's progress W_k·ĝ_k / a*_k along its learning direction, per record.
+
+    ndarray of shape (n, K) for end-to-end weights w of shape (n, D); NaN for a modality whose
+    amplitude a*_k is zero.
+    """
+    cols = [w[:, s] @ a for s, a in zip(_slices(dims), along)]
+    return np.stack([c / m if m > 0 else np.full(c.shape, np.nan) for c, m in zip(cols, amp)], axis=1)
 
 
 # ---------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ from .dynamics._problem import _directions, _problem
 from .fixed_points import _fixed_point, _subset_weights
 from .mitigation import late_schedule_lrs
 from ._diagnosis_report import (Advice, Confirmation, DepthTimes, Diagnosis, HeldOut, LateFusion,
-                                ModalityStrength, Plateau, Preference, SimulatedRun, _fmt_t)
+                                ModalityStrength, Plateau, Preference, SimulatedRun, _fmt_t, progress)
 from .two_layer import late_schedule
 
 __all__ = ["diagnose", "check_inputs", "Diagnosis", "ModalityStrength", "Plateau", "LateFusion", "DepthTimes",
@@ -168,12 +168,6 @@ def _learning_scales(sigma, syx, dims, order, n_learned):
     return along, amp
 
 
-def _progress(w, along, amp, dims):
-    """W_k·ĝ_k / a*_k per record, ndarray of shape (n, K) for w (n, D)."""
-    cols = [w[:, s] @ a for s, a in zip(_slices(dims), along)]
-    return np.stack([c / m if m > 0 else np.full(c.shape, np.nan) for c, m in zip(cols, amp)], axis=1)
-
-
 def _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test, classification):
     """Two-layer late fusion: closed-form schedule, the rank-one map, plateaus."""
     sig_d, syx_d, syy_d = dyn
@@ -225,7 +219,7 @@ def _late(sigma, syx, syy, dyn, dims, scale, width, lr_dyn, lr, max_epochs, test
     late = LateFusion(order=tuple(sched.order), t=_readonly(t_closed), order_map=_order_of(t_map),
                       t_map=_readonly(t_map), early=early, u0=u0, scale=scale, width=width, lr=lr,
                       plateaus=tuple(plateaus), curve_epochs=_readonly(np.arange(run.w.shape[0], dtype=float)),
-                      curve_loss=_readonly(curve_loss), curve_progress=_readonly(_progress(run.w, along, amp, dims)),
+                      curve_loss=_readonly(curve_loss), curve_progress=_readonly(progress(run.w, along, amp, dims)),
                       along=tuple(_readonly(a) for a in along), scales=_readonly(amp),
                       thresholds=_readonly(thresholds), diverged=bool(run.diverged or first.diverged),
                       run_epochs=span)
