@@ -1,7 +1,7 @@
 """Measurements on training trajectories: the quantities the paper reads off its runs.
 
 Times are in epochs (record k = weights after k updates; t/τ = lr·k). Two conventions
-(THEORY.md §7):
+(theory.md §7):
 
 - ``'interp'`` (the toolkit's default): :func:`crossing_time`, the first upward crossing
   of a threshold, linearly interpolated between records; thresholds from known end
@@ -165,7 +165,7 @@ def measured_misattribution(epochs, w_a, t_a, t_b, *, convention="interp"):
     """Relative over-credit of modality A on the unimodal plateau, read off a trajectory.
 
     (W_A(t_plateau) − W_A(end)) / W_A(end), positive when A is over-credited. On the toy
-    data it equals ρ/r (THEORY.md §6.4); ``theory.predicted_misattribution`` is the closed
+    data it equals ρ/r (theory.md §6.4); ``theory.predicted_misattribution`` is the closed
     form.
 
     Parameters
@@ -307,7 +307,7 @@ def measure(result, data=None, *, wa_uni=None, wb_star=None, convention="interp"
     derived from the data the run trained on (``data``, else ``result.moments``; see
     :func:`targets`): half of A's unimodal weight Σyx_A Σ_A⁻¹ and, for ``'interp'``, half
     of B's weight at M_* = Σyx Σxx⁺; ReLU nets double both (their unpacked W_tot converges
-    to about twice the linear weight, THEORY §6.9). In the ``'paper'`` convention B's
+    to about twice the linear weight, theory.md §6.9). In the ``'paper'`` convention B's
     threshold is half of B's largest recorded weight, as in the original.
 
     Parameters
@@ -408,7 +408,7 @@ def measure(result, data=None, *, wa_uni=None, wb_star=None, convention="interp"
 
 
 def balancedness(net, w):
-    """The conserved quantities of THEORY.md §5 for a linear net, as matrices.
+    """The conserved quantities of theory.md §5 for a linear net, as matrices.
 
     For consecutive layers on a path, W_{l+1}ᵀW_{l+1} − W_l W_lᵀ; at the fusion interface
     W_{L_f+1}ᵀW_{L_f+1} − Σ_k F_k F_kᵀ; per modality before fusion F_kᵀF_k − W_k W_kᵀ.

@@ -304,7 +304,7 @@ class FusionNet:
             ``balanced``: exactly balanced rank-one weights aligned with ``align``: every
             layer on modality k's path up to the fusion layer is ``u0 · v uᵀ`` with unit
             vectors chained from layer to layer, the first one along ``align``'s block k;
-            shared layers have scale √K·u0, so every conserved quantity of THEORY.md §5 is
+            shared layers have scale √K·u0, so every conserved quantity of theory.md §5 is
             exactly zero and the scalar-chain theory of §6.6 applies from the first step.
         scale : float, optional
             The initialisation scale u0 (> 0); default :func:`default_scale` of the scheme.

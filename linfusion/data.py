@@ -281,7 +281,7 @@ def _gaussian(rng, sigma, n):
 
 
 def toy(rho=0.0, ratio=2.0, n=8192, noise=0.0, w_star=(1.0, 1.0), rng=None):
-    """The toy two-modality data of THEORY.md §3a.
+    """The toy two-modality data of theory.md §3a.
 
     (x_A, x_B) ~ N(0, [[r², ρr], [ρr, 1]]) with r = ``ratio`` = σ_A/σ_B, and
     y = w_A* x_A + w_B* x_B + N(0, noise²). Modality A (``xs[0]``) is the
@@ -315,7 +315,7 @@ def toy(rho=0.0, ratio=2.0, n=8192, noise=0.0, w_star=(1.0, 1.0), rng=None):
 
 
 def multi(dim=100, n=700, noise=0.5, rng=None):
-    """The under/over-parameterised data of THEORY.md §3b.
+    """The under/over-parameterised data of theory.md §3b.
 
     x_A is the first half of the coordinates with variance 3 (modality A, learned first),
     x_B the second half with variance 1; no cross-covariance; W* = 0.1 everywhere;
@@ -347,7 +347,7 @@ def multi(dim=100, n=700, noise=0.5, rng=None):
 
 
 def random_stats(dim=20, n=8192, rng=None):
-    """Random-statistics data of THEORY.md §3c.
+    """Random-statistics data of theory.md §3c.
 
     Σ ~ InverseWishart(df = D + 2, scale = diag(2 I, I)) (mean exactly the scale), W* ~
     U(-1, 1)^D, noiseless. Modality A is the first half (the scale-2 block): it is the
@@ -380,7 +380,7 @@ def random_stats(dim=20, n=8192, rng=None):
 
 
 def xor_linear(sigma_a=1.0, n=8192, rng=None):
-    """XOR + linear data of THEORY.md §3d (heterogeneous, nonlinear).
+    """XOR + linear data of theory.md §3d (heterogeneous, nonlinear).
 
     x_B ∈ {(±1, ±1)}, each corner n/4 times; x_A ~ N(0, sigma_a²) (scalar);
     y = x_A − x_B1 x_B2. Modality A (``xs[0]``) is the linear one, as the paper names

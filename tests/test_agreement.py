@@ -3,7 +3,7 @@
 Every test trains actual networks by full-batch gradient descent (:func:`linfusion.train_many`,
 the exact moment path) and compares the measured learning times with a theory prediction
 evaluated on the *run's own empirical statistics* and, where the theory needs one, the run's
-own initial condition (THEORY.md §2, §6.10):
+own initial condition (theory.md §2, §6.10):
 
 1. two-layer late fusion on the toy data, r ∈ {1.5, 2, 3} × ρ ∈ {−0.5, 0, 0.5}:
    (a) the gradient-flow ODE (:func:`theory.dynamics.flow`) from the run's initial weights at
@@ -20,7 +20,7 @@ own initial condition (THEORY.md §2, §6.10):
 4. :func:`theory.predict` (one call per run): two-layer late (K = 2, 3) and early fusion and
    deep balanced nets, the prediction on the run's epochs equal to the run to rounding.
 
-Measurement convention (THEORY.md §7, 'interp'): first upward crossing, linearly interpolated,
+Measurement convention (theory.md §7, 'interp'): first upward crossing, linearly interpolated,
 of half of A's unimodal weight (Σ_yx,A Σ_A⁻¹, at M_A) and half of B's weight at M_*, both from
 the empirical moments. :mod:`theory.dynamics` uses exactly these thresholds (half the value of
 each modality at the fixed point where late fusion learns it); every test checks that the two
@@ -124,7 +124,7 @@ def test_two_layer_flow_from_own_weights_small_lr(toy_runs, r, rho):
     """The gradient-flow ODE from the run's own initial weights predicts t_A and t_B within 3 %.
 
     Tolerance: the flow is the η → 0 limit of gradient descent. A GD step multiplies a growing
-    mode by (1 + η s)², not e^{2ηs} (THEORY §6.10), so at the paper's lr = 0.04 the flow is
+    mode by (1 + η s)², not e^{2ηs} (theory.md §6.10), so at the paper's lr = 0.04 the flow is
     3-16 % early in t_A (printed below, not asserted). At lr = 0.004 that step error is 10×
     smaller: ≈ 1 − ln(1 + ηΣ_yx,A)/(ηΣ_yx,A) ≤ 2 % (r = 3, ρ = 0.5, ηΣ_yx,A = 0.042); the
     transient from a random init to the rank-one balanced seed (§6.10) and the finite init add
@@ -157,7 +157,7 @@ def test_two_layer_rank_one_map_from_own_weights_paper_lr(toy_runs, r, rho):
     Tolerance: the map iterates the very update rule of GD for a balanced rank-one net, so it
     has no step error; what is left is the seed approximation of §6.10 (a random width-100
     init becomes rank one and balanced after a short transient while it is still ~1e-16, and
-    the map starts from that rank-one part). THEORY §6.10 reports it hits the crossing epochs;
+    the map starts from that rank-one part). theory.md §6.10 reports it hits the crossing epochs;
     measured here: |error| ≤ 3e-14 % (rounding) in every case, so 3 % (the issue's tolerance)
     is loose.
     """
@@ -321,7 +321,7 @@ def rand_runs():
     (the slowest at ~38 000 epochs), so none is cut off. ~8 s of training.
 
     lr 0.005 is above linfusion's conservative stability estimate for some draws (a warning);
-    THEORY §9.9 prescribes it and no run diverges (asserted).
+    theory.md §9.9 prescribes it and no run diverges (asserted).
     """
     mos, predicted, k = [], [], 0
     while len(mos) < RAND_DRAWS:
@@ -357,7 +357,7 @@ def test_random_stats_closed_form_ratio_correlation(rand_runs):
 
     The issue's target is 0.95; it does not hold for this heuristic formula. The formula
     assumes that B's phase-1 direction (Σ_yx,B) carries over to its phase-2 direction (the
-    residual Σ_yx,B − Σ_yx,A Σ_A⁻¹ Σ_AB, THEORY §6.3); when the two differ B keeps only part of
+    residual Σ_yx,B − Σ_yx,A Σ_A⁻¹ Σ_AB, theory.md §6.3); when the two differ B keeps only part of
     its head start, and the prediction scatters about the diagonal (here by up to +87 %, at
     predicted 18.9 against simulated 10.1). Measured over these 20 draws: Pearson 0.886,
     Spearman 0.902, mean |relative error| 18 %. sims.rand_sweep gives 0.90-0.92 over its 50

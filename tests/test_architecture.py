@@ -22,7 +22,7 @@ def nets(draw):
 
 
 def expected_blocks(net):
-    """Every block the family should have, as {(modality, layer, kind): (rows, cols)}, from THEORY §4."""
+    """Every block the family should have, as {(modality, layer, kind): (rows, cols)}, from theory.md §4."""
     h, L, Lf, out = net.width, net.depth, net.fuse_depth, net.out_dim
     want = {}
     for k, d in enumerate(net.in_dims):
@@ -130,7 +130,7 @@ def test_entry_init_is_iid_normal_with_std_scale():
 
 @pytest.mark.parametrize("depth,fuse_depth", [(4, 1), (4, 2), (4, 3), (4, 4), (3, 2)])
 def test_layer_init_norms(depth, fuse_depth):
-    """THEORY §5 (deep nets): ‖W‖_F ≈ u0 before fusion, ≈ √2·u0 from fusion on, ‖F_k‖_F ≈ u0 (K = 2, equal dims).
+    """theory.md §5 (deep nets): ‖W‖_F ≈ u0 before fusion, ≈ √2·u0 from fusion on, ‖F_k‖_F ≈ u0 (K = 2, equal dims).
 
     Every block has >= 8000 entries, so each squared norm is u0²·χ²_n/n with relative sd
     √(2/n) <= 1.6 %, i.e. <= 0.8 % on the norm; 5 % is > 6 sd.
@@ -156,7 +156,7 @@ def test_layer_init_norms(depth, fuse_depth):
 
 # ---------------------------------------------------------------------- init: balanced
 def conserved_quantities(net, w):
-    """Every conserved quantity of gradient flow in THEORY §5 (linear nets), as matrices."""
+    """Every conserved quantity of gradient flow in theory.md §5 (linear nets), as matrices."""
     L, Lf, K = net.depth, net.fuse_depth, net.n_modalities
     u = net.unpack(w)
     out = []
@@ -201,7 +201,7 @@ def test_balanced_init_is_exactly_balanced_and_aligned(depth, fuse_depth, in_dim
 
 
 def test_balanced_init_paper_case_magnitude():
-    """K = 2 (THEORY §5 scalar chain): W_k^tot = u0^Lf (√2 u0)^(L−Lf) along the given direction."""
+    """K = 2 (theory.md §5 scalar chain): W_k^tot = u0^Lf (√2 u0)^(L−Lf) along the given direction."""
     net = lf.FusionNet((1, 1), 1, 50, 4, 2)
     w = net.init("balanced", 0.1, 0, align=np.array([[2.0, -0.5]]))
     wa, wb = net.w_tot(w)

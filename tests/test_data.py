@@ -1,4 +1,4 @@
-"""Data sets (THEORY §3): population statistics, empirical moments, shapes, checks.
+"""Data sets (theory.md §3): population statistics, empirical moments, shapes, checks.
 
 Statistical checks use fixed seeds (deterministic) and bounds of 5 standard errors
 computed from the population statistics, so a correct generator passes with margin and a
@@ -37,7 +37,7 @@ def test_toy_empirical_moments_converge_to_population():
     mo = ds.moments()
     se = gaussian_moment_se(sigma, n)
     assert np.all(np.abs(mo.sxx - sigma) < 5 * se)
-    # population Σyx = W* Σ = (r² + ρr, 1 + ρr) and <y²> = r² + 1 + 2ρr (THEORY §3a)
+    # population Σyx = W* Σ = (r² + ρr, 1 + ρr) and <y²> = r² + 1 + 2ρr (theory.md §3a)
     syx_pop = np.array([[ratio ** 2 + rho * ratio, 1 + rho * ratio]])
     syy_pop = ratio ** 2 + 1 + 2 * rho * ratio
     # y is a linear combination of x with variance syy_pop: the same Gaussian SE formula applies
@@ -103,7 +103,7 @@ def test_multi(n):
     resid = ds.y[:, 0] - ds.x @ ds.w_star[0]
     # noise variance 0.25 from n samples: relative sd √(2/n) = 17 % at n = 70; 6 sd bound
     assert np.var(resid) == pytest.approx(0.25, rel=6 * np.sqrt(2 / n))
-    # A is learned first: its Σyx per coordinate is 0.3 against 0.1 (THEORY §3b)
+    # A is learned first: its Σyx per coordinate is 0.3 against 0.1 (theory.md §3b)
     mo = ds.moments()
     assert np.mean(mo.syx[0, :50]) > np.mean(mo.syx[0, 50:])
 
@@ -134,7 +134,7 @@ def test_random_stats():
 
 
 def test_random_stats_scale_is_two_to_one():
-    """Σ ~ InverseWishart(df = D + 2, Ψ = diag(2 I, I)) (THEORY §3c).
+    """Σ ~ InverseWishart(df = D + 2, Ψ = diag(2 I, I)) (theory.md §3c).
 
     Ψ^(-1/2) Σ Ψ^(-1/2) ~ IW(df, I), whose law is invariant under permutations, so
     log(σ_A²/σ_B²) − log 2 is symmetric about 0 and the median log ratio is log 2 = 0.69.

@@ -9,7 +9,7 @@ from theory.two_layer import time_ratio, time_ratio_toy, toy_stats
 
 RHOS = np.linspace(-0.9, 0.9, 9)
 
-# THEORY.md §8, L = 4, r = 2, u0 = 0.1; columns L_f = 4, 3, 2, 1.
+# theory.md §8, L = 4, r = 2, u0 = 0.1; columns L_f = 4, 3, 2, 1.
 TABLE_RHO = np.array([
     [16.789, 5.382, 2.354, 1], [6.511, 2.480, 1.446, 1], [4.762, 1.982, 1.290, 1],
     [4.160, 1.805, 1.233, 1], [4.000, 1.748, 1.213, 1], [4.160, 1.773, 1.217, 1],

@@ -133,7 +133,7 @@ def test_flow_ratio_converges_to_closed_form_as_u0_shrinks(rho):
 
 
 def test_flow_signed_case_follows_signed_ratio():
-    # rho < -1/r: B's right-sign mode first decays, then regrows (THEORY.md §6.3).
+    # rho < -1/r: B's right-sign mode first decays, then regrows (theory.md §6.3).
     sigma, syx, syy = toy_stats(-0.9, 2.0)
     tr = flow(sigma, syx, syy, (1, 1), np.linspace(0, 400, 801), 1.0, u0=1e-12)
     signed, norm = time_ratio_toy(-0.9, 2.0), time_ratio_toy(-0.9, 2.0, form="norm")
@@ -145,7 +145,7 @@ def test_flow_signed_case_follows_signed_ratio():
 def test_early_flow_single_transition():
     sigma, syx, syy = toy_stats(0.0, 2.0)
     tr = flow(sigma, syx, syy, (1, 1), np.arange(0, 1001.0), 0.04, fusion="early", u0=1e-5)
-    assert 1.0 <= tr.ratio < 1.3  # THEORY.md §6.2: close to 1, slightly above
+    assert 1.0 <= tr.ratio < 1.3  # theory.md §6.2: close to 1, slightly above
     np.testing.assert_allclose(tr.w_tot[-1], [1.0, 1.0], atol=1e-6)
 
 
@@ -175,7 +175,7 @@ def test_chain_flow_early_limit_equals_early_flow(depth, u0):
 
 @pytest.mark.parametrize("fuse_depth", [1, 2, 3, 4])
 def test_chain_scales_are_balanced_and_give_w_tot(fuse_depth):
-    # v² − Σ u_X² is conserved by the flow (THEORY.md §5), so a balanced start stays balanced.
+    # v² − Σ u_X² is conserved by the flow (theory.md §5), so a balanced start stays balanced.
     sigma, syx, syy = toy_stats(-0.5, 2.0)
     ep = np.arange(0, 4001.0, 20)
     tr = chain_flow(sigma, syx, syy, 4, fuse_depth, ep, 0.04, u0=0.1)
@@ -195,7 +195,7 @@ def test_chain_scales_are_balanced_and_give_w_tot(fuse_depth):
 
 @pytest.mark.parametrize("fuse_depth", [2, 3])
 def test_chain_flow_close_to_closed_form_at_small_init(fuse_depth):
-    # THEORY.md §6.6: the closed form is within 1 % of the balanced chain at u0 = 0.03.
+    # theory.md §6.6: the closed form is within 1 % of the balanced chain at u0 = 0.03.
     sigma, syx, syy = toy_stats(0.0, 2.0)
     tr = chain_flow(sigma, syx, syy, 4, fuse_depth, np.linspace(0, 600, 601), 1.0, u0=0.03)
     assert tr.ratio == pytest.approx(deep_time_ratio(4, fuse_depth, 2.0, 0.0, 0.03), rel=0.01)
@@ -349,7 +349,7 @@ def test_map_approaches_flow_as_lr_shrinks_and_flow_is_early_at_lr_004():
     ep = np.arange(0, 801)
     m = rank_one_map(sigma, syx, syy, (1, 1), ep, 0.04, u0=u0)
     f = flow(sigma, syx, syy, (1, 1), ep, 0.04, u0=u0)
-    assert 0.03 < 1 - f.t_a / m.t_a < 0.15  # THEORY.md §6.10: the flow runs early in t_A
+    assert 0.03 < 1 - f.t_a / m.t_a < 0.15  # theory.md §6.10: the flow runs early in t_A
 
 
 def test_effective_seed_predicts_random_init_run():
@@ -385,7 +385,7 @@ def test_effective_seed_uses_a_minus_b_for_negative_initial_correlation():
 
 
 # ---------------------------------------------------------------------------------------
-# Singular Σ (n < D samples, THEORY.md §6.8).
+# Singular Σ (n < D samples, theory.md §6.8).
 # ---------------------------------------------------------------------------------------
 
 def _few_samples(rng, dims, n, noise=0.1):

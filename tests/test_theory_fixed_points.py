@@ -30,7 +30,7 @@ def test_toy_fixed_points_match_closed_forms(rho, r):
     sigma, syx, syy = toy_stats(rho, r)
     m0, ma, mb, ms = late_fixed_points(sigma, syx, syy, (1, 1))
     assert [p.name for p in (m0, ma, mb, ms)] == ["M_0", "M_A", "M_B", "M_*"]
-    # THEORY.md §6.1 toy values
+    # theory.md §6.1 toy values
     assert m0.loss == pytest.approx(0.5 * (r * r + 1 + 2 * rho * r))
     assert ma.loss == pytest.approx(0.5 * (1 - rho ** 2))
     assert mb.loss == pytest.approx(0.5 * r * r * (1 - rho ** 2))
@@ -136,7 +136,7 @@ def test_early_fixed_points_and_records():
 
 
 def test_generalization_error_at_m_a_of_multi_data():
-    # THEORY.md §6.8: data (b) in the population limit, E_g(M_A) = ½ W_B* Σ_B W_B*ᵀ = 0.25.
+    # theory.md §6.8: data (b) in the population limit, E_g(M_A) = ½ W_B* Σ_B W_B*ᵀ = 0.25.
     sigma = np.diag(np.r_[3.0 * np.ones(50), np.ones(50)])
     w_star = 0.1 * np.ones(100)
     syx = (w_star @ sigma)[None, :]
@@ -168,7 +168,7 @@ def test_errors_name_parameter_value_and_rule():
 
 
 # ---------------------------------------------------------------------------------------
-# Singular Σ (n < D samples, THEORY.md §6.8): minimum-norm least-squares fixed points.
+# Singular Σ (n < D samples, theory.md §6.8): minimum-norm least-squares fixed points.
 # ---------------------------------------------------------------------------------------
 
 def _few_samples(rng, dims, n, noise=0.3):

@@ -10,14 +10,14 @@ from theory.two_layer import (contribution_threshold, late_schedule, late_times,
 
 RHOS = np.linspace(-0.9, 0.9, 9)
 
-# THEORY.md §8, two-layer late fusion, signed form (rows r = 3, 2, 1.5, 1).
+# theory.md §8, two-layer late fusion, signed form (rows r = 3, 2, 1.5, 1).
 TABLE_SIGNED = {
     3.0: [43.11, 15.70, 11.03, 9.43, 9.00, 9.43, 11.03, 15.70, 43.11],
     2.0: [16.79, 6.51, 4.76, 4.16, 4.00, 4.16, 4.76, 6.51, 16.79],
     1.5: [7.58, 3.30, 2.57, 2.32, 2.25, 2.32, 2.57, 3.30, 7.58],
     1.0: [1.0] * 9,
 }
-# THEORY.md §8, norm form where it differs (rho = -0.9, -0.675, -0.45, ...).
+# theory.md §8, norm form where it differs (rho = -0.9, -0.675, -0.45, ...).
 TABLE_NORM = {3.0: [25.21, 11.93, 10.15], 2.0: [8.37, 5.23], 1.5: [3.89, 3.25]}
 
 rhos = st.floats(-0.95, 0.95)
@@ -82,7 +82,7 @@ def test_general_w_star_formula(rho, w_star):
     r = 2.0
     wa, wb = w_star
     s_a, s_b = wa * r * r + wb * rho * r, wb + wa * rho * r
-    expect = 1 + (s_a - s_b) / (wb * (1 - rho ** 2))  # THEORY.md §6.3, general W*
+    expect = 1 + (s_a - s_b) / (wb * (1 - rho ** 2))  # theory.md §6.3, general W*
     assert time_ratio_toy(rho, r, w_star=w_star) == pytest.approx(expect, rel=1e-12)
     sigma, syx, _ = toy_stats(rho, r, w_star=w_star)
     assert time_ratio(sigma, syx, (1, 1)) == pytest.approx(expect, rel=1e-9)
@@ -252,7 +252,7 @@ def test_errors_name_parameter_value_and_rule():
 
 
 def test_singular_sigma_needs_only_sigma_a_invertible():
-    """n < D samples (THEORY.md §6.8): the time ratio and misattribution invert Σ_A only."""
+    """n < D samples (theory.md §6.8): the time ratio and misattribution invert Σ_A only."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4, 6)) * np.array([2.0, 2.0, 1.0, 1.0, 1.0, 1.0])     # d_A = 2 < n = 4 < D = 6
     w_star = rng.normal(size=6)

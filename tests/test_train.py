@@ -40,7 +40,7 @@ def per_epoch_rel(a, b):
 
 
 def first_crossing(values, threshold):
-    """First upward crossing of ``threshold``, linearly interpolated (THEORY §7, recommended)."""
+    """First upward crossing of ``threshold``, linearly interpolated (theory.md §7, recommended)."""
     values = np.asarray(values)
     above = np.flatnonzero(values >= threshold)
     assert above.size and above[0] > 0, "no upward crossing"
@@ -313,7 +313,7 @@ def test_train_many_mixed_population_statistics(path):
 
 # ---------------------------------------------------------------------- 5. balancedness drift ∝ lr
 def _imbalance(net, w, k):
-    """W2_kᵀ W2_k − W1_k W1_kᵀ for modality k of a two-layer late-fusion net (THEORY §5)."""
+    """W2_kᵀ W2_k − W1_k W1_kᵀ for modality k of a two-layer late-fusion net (theory.md §5)."""
     w1 = net.blocks(w, modality=k, layer=1)[0]            # (h, d_k)
     w2 = net.blocks(w, modality=k, layer=2)[0]            # (out, h), the fusion column block
     return w2.T @ w2 - w1 @ w1.T
@@ -323,7 +323,7 @@ def test_balancedness_drift_is_proportional_to_lr():
     """The conserved quantity of gradient flow drifts under GD by O(lr²) per step, so over a
     fixed time t = lr·epochs the drift is O(lr): halving lr halves it.
 
-    Per step the change is exactly lr² (W1 gᵀ g W1ᵀ − W2ᵀ g gᵀ W2) (THEORY §5 quantities), so
+    Per step the change is exactly lr² (W1 gᵀ g W1ᵀ − W2ᵀ g gᵀ W2) (theory.md §5 quantities), so
     drift(lr) = lr·∫(...)dt + O(lr²); the O(lr) correction to the ratio comes from the
     trajectory itself depending on lr (measured 2.04 for lr 0.04 → 0.02), hence ±10 %.
     """
@@ -343,7 +343,7 @@ def test_balancedness_drift_is_proportional_to_lr():
 
 
 def test_balanced_two_layer_late_fusion_follows_the_exact_scalar_map():
-    """THEORY §6.10: from the balanced rank-one init, GD on a two-layer linear late-fusion net
+    """theory.md §6.10: from the balanced rank-one init, GD on a two-layer linear late-fusion net
     is exactly u_k ← u_k (1 + η g_k), W_k^tot = u_k², g = Σyx − W^tot Σxx (scalar modalities).
 
     An independent check of the whole training loop and the balanced init against theory;
@@ -567,7 +567,7 @@ def test_late_fusion_has_a_unimodal_plateau(paper_toy):
     ds = paper_toy
     xa = ds.xs[0][:, 0]
     y = ds.y[:, 0]
-    # fixed points from the data themselves (THEORY §6.1), not from the engine
+    # fixed points from the data themselves (theory.md §6.1), not from the engine
     s_a, syx_a = np.mean(xa * xa), np.mean(y * xa)
     wa_uni = syx_a / s_a
     loss_ma = 0.5 * (np.mean(y * y) - syx_a ** 2 / s_a)
@@ -579,7 +579,7 @@ def test_late_fusion_has_a_unimodal_plateau(paper_toy):
     t_a = first_crossing(wa, wa_uni / 2)
     t_b = first_crossing(wb, 0.5)
     # B is learned much later: theory t_B/t_A = 1 + (r² − 1)/(1 − ρ²) = 4, simulations run
-    # 5-10 % below (THEORY §9.3)
+    # 5-10 % below (theory.md §9.3)
     assert 3.2 < t_b / t_a < 4.4
     k = int((t_a + t_b) / 2)                               # the paper's t_mid, on the plateau
     # The plateau is approached exponentially (A's mode relaxes at rate ~2 Σ_A per τ) while
@@ -601,7 +601,7 @@ def test_early_fusion_learns_both_modalities_at_once(paper_toy):
     t_a = first_crossing(wa, wa[-1] / 2)
     t_b = first_crossing(wb, wb[-1] / 2)
     # One transition: the curved path to M_* makes B cross half-way slightly later
-    # (THEORY §6.2: "close to 1, slightly above it"); measured ≈ 1.09, against 4 for late fusion.
+    # (theory.md §6.2: "close to 1, slightly above it"); measured ≈ 1.09, against 4 for late fusion.
     assert 1.0 <= t_b / t_a < 1.15
     late = lf.train(lf.FusionNet.late((1, 1), width=100), paper_toy, lr=0.04, epochs=1000,
                     init="entry", scale=1e-9, rng=1)

@@ -1,7 +1,7 @@
 """theory: closed forms and reduced dynamics of unimodal bias in multimodal linear networks.
 
 Zhang, Latham & Saxe, "Understanding Unimodal Bias in Multimodal Deep Linear Networks"
-(ICML 2024); the formulas are those of ``THEORY.md``. Everything here takes second
+(ICML 2024); the formulas are those of ``docs/theory.md``. Everything here takes second
 moments, scalars and arrays and returns floats, arrays or small frozen records:
 
 - :mod:`theory.fixed_points`: fixed points of late and early fusion, their losses, and

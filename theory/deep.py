@@ -1,4 +1,4 @@
-"""Deep and intermediate fusion: the balanced scalar chain's closed-form times (THEORY.md §6.6).
+"""Deep and intermediate fusion: the balanced scalar chain's closed-form times (theory.md §6.6).
 
 The mathematical object is the phase-1 integral and phase-2 lag of the balanced rank-one
 ("scalar chain") reduction of a depth-L linear fusion network with fusion layer L_f:
@@ -182,7 +182,7 @@ def deep_lag(depth, fuse_depth, ratio, rho, u0):
 def deep_time_ratio(depth, fuse_depth, ratio, rho, u0):
     """Time ratio t_B/t_A of depth-L fusion at layer L_f (toy data, signed statistics).
 
-    Reproduces the deep tables of THEORY.md §8 (e.g. L = 4, r = 2, ρ = 0, u0 = 0.1:
+    Reproduces the deep tables of theory.md §8 (e.g. L = 4, r = 2, ρ = 0, u0 = 0.1:
     4.000, 1.748, 1.213, 1 for L_f = 4, 3, 2, 1). Exactly 1 for L_f = 1 and
     1 + (r² − 1)/(1 − ρ²) for L_f = L, whatever the depth and u0.
 
@@ -250,7 +250,7 @@ def _vector_parts(depth, fuse_depth, sigma, syx, dims, u0, form):
 
 
 def deep_time_ratio_vector(depth, fuse_depth, sigma, syx, dims, u0, form="signed"):
-    """Scalar-chain time ratio for general inputs (THEORY.md §6.6 "Vector version"; heuristic).
+    """Scalar-chain time ratio for general inputs (theory.md §6.6 "Vector version"; heuristic).
 
     Replaces w_A, w_B by ‖Σ_yx,A‖ and B's signed strength (see
     :func:`theory.two_layer.time_ratio`), (1 + ρ/r) by ‖W_A^uni‖ = ‖Σ_yx,A Σ_A⁻¹‖ and

@@ -4,13 +4,13 @@ The mathematical object is the quadratic loss of a linear map W^tot on second mo
 
     L(W) = ½ syy − tr(W Σ_yxᵀ) + ½ tr(W Σ Wᵀ),   g = −∂L/∂W = Σ_yx − W Σ,
 
-restricted to the stationary points a fusion network can sit at (THEORY.md §6.1). In late
+restricted to the stationary points a fusion network can sit at (theory.md §6.1). In late
 fusion each modality X is either unlearned (W_X = 0) or at its conditional optimum
 (g_X = 0), so a fixed point is named by the subset S of learned modalities:
 W_S = Σ_yx,S Σ_SS⁻¹ and W_X = 0 outside S, with loss ½ syy − ½ Σ_yx,S Σ_SS⁻¹ Σ_yx,Sᵀ
 (Σ_SS⁺ for a singular block, below). Early fusion has only M_0 (nothing learned) and M_* (everything learned).
 
-Singular Σ (THEORY.md §6.8, over-parameterised data: n < D samples give an empirical Σ of
+Singular Σ (theory.md §6.8, over-parameterised data: n < D samples give an empirical Σ of
 rank n). Σ must be symmetric positive *semi*-definite. The loss is then flat along the null
 space of Σ_SS, so the points with g_S = 0 form an affine space
 {Σ_yx,S Σ_SS⁺ + V : V Σ_SS = 0}; every function here returns its minimum-norm point
@@ -255,9 +255,9 @@ def late_learning_path(sigma, syx, syy, dims):
 
 
 def early_fixed_points(sigma, syx, syy, dims):
-    """The two fixed points of linear early fusion, M_0 and M_* (THEORY.md §6.2).
+    """The two fixed points of linear early fusion, M_0 and M_* (theory.md §6.2).
 
-    For a singular Σ (fewer samples than inputs, THEORY.md §6.8) the global minima form the
+    For a singular Σ (fewer samples than inputs, theory.md §6.8) the global minima form the
     affine space {W : W Σ = Σ_yx} and M_* is its minimum-norm point Σ_yx Σ⁺, the one that
     gradient descent of early fusion reaches from a small init (its updates stay in the row
     space of Σ). Late fusion from a small init ends at another point of that space, with

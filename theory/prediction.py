@@ -2,7 +2,7 @@
 
 :func:`predict` takes a run of :func:`linfusion.train` (a :class:`linfusion.TrainResult`)
 and the data it was trained on, and iterates the exact gradient-descent map of that network
-from the run's own initial weights at the run's learning rate (THEORY.md §6.10):
+from the run's own initial weights at the run's learning rate (theory.md §6.10):
 
 - two-layer linear nets (late fusion with K >= 2 modalities, or early fusion; any input
   dimensions, any width): the Gram-state map (:func:`theory.dynamics.gram_map`);

@@ -1,7 +1,7 @@
 """Two-layer late fusion: unimodal phase, time ratio, misattribution, superficial preference.
 
 The mathematical objects are the leading-order (u0 → 0) timing of the sequential
-log-growth of each modality's mode in two-layer linear late fusion (THEORY.md §6.3), the
+log-growth of each modality's mode in two-layer linear late fusion (theory.md §6.3), the
 weights on the unimodal plateau (§6.4) and the regions of superficial modality preference
 (§6.5). Times are counted from the start, in units of τ = 1/lr epochs (``*_tau``) and, when
 the learning rate is given, in epochs.
@@ -42,7 +42,7 @@ _ANTI_COS = -1.0 + 1e-9
 
 
 def toy_stats(rho, ratio, w_star=(1.0, 1.0)):
-    """Population second moments of the toy data (THEORY.md §3a).
+    """Population second moments of the toy data (theory.md §3a).
 
     Parameters
     ----------
@@ -91,7 +91,7 @@ def _ratio_parts(sigma, syx, dims, form):
 
 
 def time_ratio(sigma, syx, dims, form="signed"):
-    """Leading-order late-fusion time ratio t_B/t_A for general inputs (THEORY.md §6.3).
+    """Leading-order late-fusion time ratio t_B/t_A for general inputs (theory.md §6.3).
 
         t_B/t_A = 1 + (‖Σ_yx,A‖ − s_B) / ‖Σ_yx,B − Σ_yx,A Σ_A⁻¹ Σ_AB‖
 
@@ -202,7 +202,7 @@ class LateTimes:
 
 
 def late_times(sigma, syx, dims, u0, lr=None, form="signed"):
-    """Leading-order t_A and t_B of two-layer late fusion (THEORY.md §6.3).
+    """Leading-order t_A and t_B of two-layer late fusion (theory.md §6.3).
 
     t_A = (τ/‖Σ_yx,A‖) ln(1/u0) and t_B = t_A · :func:`time_ratio`. Here u0 is the scale
     of a balanced rank-one mode, ‖W_X^tot(0)‖ = u0²; for the paper's per-entry init of a
@@ -371,7 +371,7 @@ def _schedule_record(sigma, syx, syy, dims, u0, lr, form, speed=None):
 
 
 def predicted_misattribution(sigma, w_star, dims):
-    """Misattribution of B's signal to A on the unimodal plateau (THEORY.md §6.4).
+    """Misattribution of B's signal to A on the unimodal plateau (theory.md §6.4).
 
     For realizable targets y = W* x, A's plateau weights are
     Σ_yx,A Σ_A⁻¹ = W_A* + W_B* Σ_BA Σ_A⁻¹, so
@@ -426,7 +426,7 @@ def predicted_misattribution_toy(rho, ratio):
 
 
 def prioritisation_threshold(ratio):
-    """w_A*/w_B* above which A is learned first (toy, ρ = 0): 1/r² (THEORY.md §6.5).
+    """w_A*/w_B* above which A is learned first (toy, ρ = 0): 1/r² (theory.md §6.5).
 
     Parameters
     ----------
@@ -442,7 +442,7 @@ def prioritisation_threshold(ratio):
 
 
 def contribution_threshold(ratio):
-    """w_A*/w_B* above which A removes more loss than B (toy, ρ = 0): 1/r (THEORY.md §6.5).
+    """w_A*/w_B* above which A removes more loss than B (toy, ρ = 0): 1/r (theory.md §6.5).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ The mathematical objects are trajectories of the end-to-end weights W^tot(t), by
 family (one module each, in the spirit of ``scipy.integrate._ivp``):
 
 - :mod:`~theory.dynamics.flows`: the balanced rank-one gradient flow (:func:`flow`,
-  THEORY.md §6.2-6.3) and the scalar-chain flow of depth-L fusion (:func:`chain_flow`,
+  theory.md §6.2-6.3) and the scalar-chain flow of depth-L fusion (:func:`chain_flow`,
   §6.6), through one ``solve_ivp`` wrapper;
 - :mod:`~theory.dynamics.maps`: the exact discrete-time maps of two-layer nets at the
   simulation's learning rate (§6.10): the Gram-state map of any two-layer linear net from
@@ -19,7 +19,7 @@ family (one module each, in the spirit of ``scipy.integrate._ivp``):
 The maps reproduce full-batch gradient descent of the network to rounding; the flows are
 their η → 0 limits and run 4-14 % early in t_A at lr = 0.04.
 
-Σ may be singular (symmetric positive semi-definite: fewer samples than inputs, THEORY.md
+Σ may be singular (symmetric positive semi-definite: fewer samples than inputs, theory.md
 §6.8): the maps and flows use Σ only through g = Σ_yx − W Σ, and the thresholds come from
 the minimum-norm fixed points of :mod:`theory.fixed_points` (Σ_yx Σ⁺). Early fusion from a
 small init reaches that M_*; late fusion ends at another interpolant, so B's threshold is
@@ -29,7 +29,7 @@ Every function returns a :class:`Trajectory` on a given epoch grid (t/τ = lr ·
 τ = 1/lr) with the loss, E_g when population statistics are given, and the crossing epochs
 of each modality: the first upward crossing of half the modality's value at the fixed
 point where late fusion learns it (for K = 2: half of A's unimodal Σ_yx,A Σ_A⁻¹ and half of
-B's value at M_*; THEORY.md §7), by event location for flows and linear interpolation
+B's value at M_*; theory.md §7), by event location for flows and linear interpolation
 between epochs for maps (:func:`linfusion.analysis.crossing_time`); NaN when a modality
 does not cross. Output dimension is 1 throughout (``syx`` of shape (1, D) or (D,)).
 

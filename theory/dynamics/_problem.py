@@ -4,7 +4,7 @@ A ``_Problem`` holds the validated moments, the epoch grid and the crossing thre
 ``_finish`` turns a stack of end-to-end weights into a :class:`Trajectory` (loss, E_g and
 the crossing epochs). Crossing thresholds: per modality, half its value at the fixed point
 where late fusion learns it (for K = 2: half of A's unimodal Σ_yx,A Σ_A⁻¹ and half of B's
-value at M_*; THEORY.md §7). Growing directions: Σ_yx,X, flipped when that points against
+value at M_*; theory.md §7). Growing directions: Σ_yx,X, flipped when that points against
 the modality's eventual weights (the sign flip of §6.3).
 """
 from __future__ import annotations

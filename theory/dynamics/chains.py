@@ -3,7 +3,7 @@
 A depth-L linear fusion net whose layers are W_l = a_l v_l v_{l−1}ᵀ with aligned unit
 vectors (the 'balanced' initialisation of :meth:`linfusion.FusionNet.init`, or any width-1
 net) stays aligned under gradient descent when every modality is one scalar input, and
-reduces to its layer scalars (THEORY.md §6.10). :func:`chain_map` iterates one chain and
+reduces to its layer scalars (theory.md §6.10). :func:`chain_map` iterates one chain and
 returns its :class:`Trajectory`; :func:`chain_map_many` iterates many chains at once and
 keeps only their crossing epochs. Both run the same update rule (:func:`_chain_states`),
 with one learning rate per layer scalar when ``lr_scales`` is given.
@@ -212,7 +212,7 @@ def _n_chains(**sizes):
 
 def chain_map_many(sigma, syx, depth, fuse_depth, lr, max_epochs, *, u0=None, layer_scales=None,
                    lr_scales=None, thresholds=None, crossing="norm", stop=None):
-    """Crossing epochs of many aligned rank-one chains under GD at rate lr (THEORY.md §6.10).
+    """Crossing epochs of many aligned rank-one chains under GD at rate lr (theory.md §6.10).
 
     The map of :func:`chain_map`, iterated for R chains at once (each with its own
     moments or sharing one, its own initial scalars), stopping when every chain has crossed

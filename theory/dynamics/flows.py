@@ -1,6 +1,6 @@
 """Gradient-flow ODEs of linear fusion networks, through one ``solve_ivp`` wrapper.
 
-- **flow** (:func:`flow`): balanced rank-one gradient flow (THEORY.md §6.2-6.3). Late
+- **flow** (:func:`flow`): balanced rank-one gradient flow (theory.md §6.2-6.3). Late
   fusion evolves each modality's W_X (coupled only through g = Σ_yx − W Σ), early fusion
   one W; a depth-L rank-one balanced path obeys
   τ dW/dt = ‖W‖^{2−2/L} [g + (L − 1)(g·Ŵ)Ŵ] (L = 2: ‖W‖ [g + (g·Ŵ)Ŵ]).
@@ -142,7 +142,7 @@ def flow(sigma, syx, syy, dims, epochs, lr, *, fusion="late", depth=2, u0=None, 
          w_init=None, sigma_pop=None, w_star=None, crossing="norm", rtol=1e-10, solver="LSODA"):
     """Integrate the balanced rank-one gradient flow of late or early fusion.
 
-    Late fusion (THEORY.md §6.3): every modality's W_X follows
+    Late fusion (theory.md §6.3): every modality's W_X follows
     τ dW_X/dt = ‖W_X‖^{2−2/L} [g_X + (L − 1)(g_X·Ŵ_X)Ŵ_X], coupled only through
     g = Σ_yx − W Σ (scalar inputs, L = 2: τ dW_X/dt = 2|W_X| g_X). Early fusion (§6.2): one
     W over all inputs with the same law. Integrated in log-norm/direction coordinates so
@@ -175,7 +175,7 @@ def flow(sigma, syx, syy, dims, epochs, lr, *, fusion="late", depth=2, u0=None, 
         Population second moment, with ``w_star`` (D,), for E_g.
     w_star : ndarray of shape (D,) or (1, D), optional
     crossing : {'norm', 'projection'}
-        Compare ‖W_X‖ (THEORY.md §7) or W_X projected on its target direction.
+        Compare ‖W_X‖ (theory.md §7) or W_X projected on its target direction.
     rtol : float
         Relative tolerance of the solver.
     solver : str
@@ -213,7 +213,7 @@ def flow(sigma, syx, syy, dims, epochs, lr, *, fusion="late", depth=2, u0=None, 
 
 def chain_flow(sigma, syx, syy, depth, fuse_depth, epochs, lr, *, u0=None, u_init=None,
                sigma_pop=None, w_star=None, crossing="norm", rtol=1e-10, solver="LSODA"):
-    """Integrate the balanced scalar-chain ODE of depth-L fusion at layer L_f (THEORY.md §6.6).
+    """Integrate the balanced scalar-chain ODE of depth-L fusion at layer L_f (theory.md §6.6).
 
         τ du_X/dt = v^{L−L_f} u_X^{L_f−1} g_X,   τ dv/dt = v^{L−L_f−1} Σ_X u_X^{L_f} g_X,
 
@@ -234,7 +234,7 @@ def chain_flow(sigma, syx, syy, depth, fuse_depth, epochs, lr, *, u0=None, u_ini
     epochs : ndarray of shape (n,)
     lr : float
     u0 : float, optional
-        u_X(0) = u0 and v(0) = √K u0 (balanced; the deep "init" of THEORY.md §5).
+        u_X(0) = u0 and v(0) = √K u0 (balanced; the deep "init" of theory.md §5).
     u_init : sequence of floats, optional
         (u_1, ..., u_K[, v]): explicit initial scales (v > 0 needed iff L_f < L); u_X != 0
         (its sign is the sign of W_X) unless L_f = 1.

@@ -3,7 +3,7 @@
 One update rule (:func:`_gram_steps`) serves :func:`gram_map` (any two-layer linear net from
 its actual weights) and :func:`rank_one_map` (balanced rank-one nets, whose Gram state is
 rank one). It reproduces full-batch gradient descent of the network to rounding at the
-simulation's learning rate (THEORY.md §6.10), also with per-block learning rates and the
+simulation's learning rate (theory.md §6.10), also with per-block learning rates and the
 OGM-GE modulation (:mod:`theory.mitigation`).
 
 Derivation. Stack a branch's weights as Z = [W¹ | W²ᵀ] (h × (d + 1)); its Gram state is
@@ -43,7 +43,7 @@ __all__ = ["gram_map", "rank_one_map", "effective_seed"]
 
 
 def effective_seed(sigma, syx, dims, w1, w2, fusion="late"):
-    """Effective growing-mode seed of an actual two-layer network (THEORY.md §6.10).
+    """Effective growing-mode seed of an actual two-layer network (theory.md §6.10).
 
     Near zero the update mixes a = W¹_X d̂_X (first layer along the growing input direction)
     and b = W²_Xᵀ; a + b grows and a − b shrinks, so after a short transient the net is
@@ -195,7 +195,7 @@ def _gram_run(prob, fusion, w0, q0, n0, wd, lr_scales, alpha, method):
 
 def gram_map(sigma, syx, syy, dims, epochs, lr, w1, w2, *, fusion="late", weight_decay=0.0,
              lr_scales=None, ogm_alpha=None, sigma_pop=None, w_star=None, crossing="norm"):
-    """Exact full-batch GD of a two-layer linear net through its Gram state (THEORY.md §6.10).
+    """Exact full-batch GD of a two-layer linear net through its Gram state (theory.md §6.10).
 
     With G = Σ_yx − W^tot Σ, Q = W¹ᵀW¹ and N = W²W²ᵀ, one GD step maps
 
@@ -266,7 +266,7 @@ def gram_map(sigma, syx, syy, dims, epochs, lr, w1, w2, *, fusion="late", weight
 def rank_one_map(sigma, syx, syy, dims, epochs, lr, *, fusion="late", u0=None, w1=None, w2=None,
                  w_init=None, weight_decay=0.0, lr_scales=None, ogm_alpha=None, sigma_pop=None,
                  w_star=None, crossing="norm"):
-    """Exact GD map of a balanced rank-one two-layer net (THEORY.md §6.10).
+    """Exact GD map of a balanced rank-one two-layer net (theory.md §6.10).
 
     W¹_X = v_X p_Xᵀ, W²_X = q_X v_Xᵀ stays rank one under GD:
     p_X ← p_X + η q_X g_Xᵀ, q_X ← q_X + η g_X·p_X, W_X = q_X p_Xᵀ (scalar inputs, p = q = u:
