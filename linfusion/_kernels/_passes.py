@@ -303,3 +303,18 @@ def _record(rows, i, k, loss, wtot, has_pop, sigma, w_star):
     egs[i] = _gen_error(wtot, sigma, w_star) if has_pop else np.nan
 
 
+@_inner
+def _scaled(sched, r):
+    """Run r needs the separate update: some rate factor differs from 1, or OGM-GE is on.
+
+    A run whose factors are all 1 keeps the fused update, so that it gives the same bits
+    alone as inside a batch with mitigated runs.
+    """
+    if sched.scale.shape[1] == 0:
+        return False
+    if sched.ogm[r] != 0.0:
+        return True
+    for i in range(sched.scale.shape[1]):
+        if sched.scale[r, i] != 1.0:
+            return True
+    return False

@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._base import E_BLAS, E_COLS, E_DST, E_OFF, E_ROWS, E_SRC, KIND_HIDDEN, KIND_INPUT, N_BIAS, N_COL, N_KIND, N_UNITS, _axpy, _copy, _dot, _inner, _node_fm, _sum, fill_transposes
-from ._passes import _decide, _first_due, _limit, _output_error, _record, _run_records, end_to_end
+from ._passes import _decide, _scaled, _first_due, _limit, _output_error, _record, _run_records, end_to_end
 
 
 # ---------------------------------------------------------------------- sample path
@@ -326,6 +326,10 @@ def train_sample(net, sched, data, rec, W):
             w = W[r]
             lr = dt.type(sched.lr[r])
             wd = dt.type(sched.wd[r])
-            for i in range(P):
-                w[i] -= lr * (GRAD[i] + wd * w[i])
+            if _scaled(sched, r):                   # per-parameter rates (linfusion.mitigation)
+                for i in range(P):
+                    w[i] -= lr * dt.type(sched.scale[r, i]) * (GRAD[i] + wd * w[i])
+            else:
+                for i in range(P):
+                    w[i] -= lr * (GRAD[i] + wd * w[i])
             kr[r] += 1
