@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import mitigation as _mit
+
 __all__ = ["LOSS_CODES", "STATUS_NAMES", "PATHS", "Records", "graph", "fit", "loss_grad", "set_threads",
-           "get_threads", "max_threads", "blas_edges", "sample_layout", "gram_applies", "feature_applies",
-           "param_modality"]
+           "get_threads", "max_threads", "blas_edges", "sample_layout", "gram_applies", "feature_applies"]
 
 #: loss name -> kernel code (the values of _kernels.LOSS_*)
 LOSS_CODES = {"mse": 0, "exponential": 1, "logistic": 2}
@@ -194,9 +195,10 @@ def _pop_record(has_pop, sigma, w_star, n_out, D, Rd):
             _c(w_star, np.float64))
 
 
-def _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, grad_only=False, scales=None, ogm=None):
-    """The kernels' Schedule; ``scales`` (R, P) per-parameter rate factors and ``ogm`` (R,) OGM-GE α,
-    or None (plain gradient descent: no scale columns, α = 0)."""
+def _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, grad_only=False, scales=None, ogm=None,
+              drop=None):
+    """The kernels' Schedule; ``scales`` (R, P) per-parameter rate factors, ``ogm`` (R,) OGM-GE α and
+    ``drop`` = (p (R, K), keep scale (R, K), seed (R,)) of sampled dropout, or None (plain descent)."""
     K = _kernels()
     data_of = np.arange(R, dtype=np.int64) if n_data > 1 else np.zeros(R, dtype=np.int64)
     scale = np.zeros((R, 0)) if scales is None else np.asarray(scales, dtype=np.float64).reshape(R, -1)
@@ -204,7 +206,10 @@ def _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, grad_only=
     return K.Schedule(_c(np.broadcast_to(np.asarray(lrs, dtype=np.float64), (R,)), np.float64),
                       _c(np.broadcast_to(np.asarray(wds, dtype=np.float64), (R,)), np.float64),
                       data_of, int(epochs), int(record_every), float(tol), float(blowup), bool(grad_only),
-                      _c(scale, np.float64), _c(alpha, np.float64))
+                      _c(scale, np.float64), _c(alpha, np.float64),
+                      *(_c(np.zeros((R, 0)), np.float64), _c(np.zeros((R, 0)), np.float64),
+                        np.zeros(R, dtype=np.int64)) if drop is None else
+                      (_c(drop[0], np.float64), _c(drop[1], np.float64), _c(drop[2], np.int64)))
 
 
 def least_squares(sxx, syx, syy):
@@ -236,16 +241,8 @@ def _moment_data(net, moments, fits, pop):
     return K.MomentData(sxx, syx, w_ls, _c(np.einsum("rod,rds->ros", w_ls, sxx) - syx, np.float64),
                         _c(np.array([f[1] for f in fits], dtype=np.float64), np.float64),
                         _c(np.array([0.5 * float(m.syy) for m in moments], dtype=np.float64), np.float64),
-                        _c(live, bool), *pop, _c(param_modality(net), np.int64),
+                        _c(live, bool), *pop, _c(_mit.param_modality(net), np.int64),
                         _c(np.repeat(np.arange(net.n_modalities), net.in_dims), np.int64))
-
-
-def param_modality(net):
-    """The modality whose branch each parameter lies on (layout column 3; -1 for shared blocks), (P,)."""
-    pmod = np.full(net.n_params, -1, dtype=np.int64)
-    for off, r, c, mod, _, _ in net.layout:
-        pmod[off:off + r * c] = mod
-    return pmod
 
 
 def sample_layout(n, n_comp, itemsize, any_blas):
@@ -433,7 +430,8 @@ def _run(kernel, first, sched, data, rec, state, threads_over_runs):
 def _sched_subset(sched, idx):
     return sched._replace(lr=_c(sched.lr[idx], np.float64), wd=_c(sched.wd[idx], np.float64),
                           data_of=_c(sched.data_of[idx], np.int64), scale=_c(sched.scale[idx], np.float64),
-                          ogm=_c(sched.ogm[idx], np.float64))
+                          ogm=_c(sched.ogm[idx], np.float64), drop=_c(sched.drop[idx], np.float64),
+                          keep_scale=_c(sched.keep_scale[idx], np.float64), seed=_c(sched.seed[idx], np.int64))
 
 
 @dataclass
@@ -501,7 +499,7 @@ def _drive(kernel, first, sched, data, state, n_out, D, grad_dim, grad_dtype, th
 
 def fit(net, path, W, *, datas=None, moments=None, fits=None, lrs, wds, loss, epochs, record_every, tol,
         has_pop=None, sigma=None, w_star=None, blowup=np.inf, dtype=np.float64, record_cap=None, scales=None,
-        ogm=None):
+        ogm=None, drop=None):
     """Train the R runs of ``W`` (R, P) on ``path`` and return their :class:`Records`.
 
     Parameters
@@ -531,13 +529,15 @@ def fit(net, path, W, *, datas=None, moments=None, fits=None, lrs, wds, loss, ep
         Each parameter's learning-rate factor (moment and sample paths).
     ogm : ndarray of shape (R,), optional
         OGM-GE α of each run (moment path; 0: off).
+    drop : (p (R, K), keep scale (R, K), seed (R,)), optional
+        Sampled modality dropout (sample path).
     """
     K = _kernels()
     R = W.shape[0]
     D, n_out = net.in_dim, net.out_dim
     n_data = len(datas) if datas is not None else len(moments)
     pop = _pop_record(has_pop, sigma, w_star, n_out, D, n_data)
-    sched = _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, scales=scales, ogm=ogm)
+    sched = _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, scales=scales, ogm=ogm, drop=drop)
     if path in ("moment", "gram"):
         moments, fits = _moments(datas, moments, fits)
         data = _moment_data(net, moments, fits, pop)

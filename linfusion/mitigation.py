@@ -16,11 +16,15 @@ One frozen configuration, :class:`Mitigation`, passed as ``train(..., mitigation
   The rule is that of ``theory.mitigation.ogm_coefficients``, so the engine and the exact
   maps ``theory.dynamics.gram_map(..., ogm_alpha=α)`` agree; weight decay is not modulated.
   The original's Gaussian enhancement noise is not built.
-- ``dropout`` (probability p_k per modality) and ``dropout_rescale``: *expected* modality
-  dropout (moment path): the run descends the expected loss over independent masks, i.e.
-  the exact moments Σ'_kl = a_k a_l Σ_kl, Σ'_kk = b_k Σ_kk, Σyx,k' = a_k Σyx,k with
-  a = 1, b = 1/(1 − p) (inverted dropout, ``dropout_rescale=True``) or a = b = 1 − p.
-  Sampled masks (the stochastic run) are not built.
+- ``dropout`` (probability p_k per modality), ``dropout_rescale`` and ``dropout_kind``:
+  modality dropout, each modality of each sample dropped (x_k → 0) independently with
+  probability p_k, kept ones multiplied by 1/(1 − p_k) when rescaled (inverted dropout).
+  ``'expected'`` (moment path): the run descends the expected loss over the masks, i.e. the
+  exact moments Σ'_kl = a_k a_l Σ_kl, Σ'_kk = b_k Σ_kk, Σyx,k' = a_k Σyx,k with a = 1,
+  b = 1/(1 − p) (rescaled) or a = b = 1 − p: a deterministic, exact run. ``'sampled'``
+  (sample path): fresh masks every epoch, drawn from ``dropout_seed`` by a counter-based
+  generator of (seed, epoch, sample, modality), so a run gives the same bits on any number
+  of threads and inside any batch; the recorded loss is that of the epoch's masked inputs.
 - ``aux_weight`` (λ_k per modality): unimodal auxiliary losses λ_k · ½<(y − W_k x_k)²> whose
   head is the branch's own contribution to the fused output (moment path): the moments
   Σ' = Σ + blockdiag(λ_k Σkk), Σyx,k' = (1 + λ_k) Σyx,k, <y²>' = (1 + Σλ_k) <y²>. Exact
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import Moments
-from .validation import check_scalar
+from .validation import check_choice, check_int, check_scalar
 
 __all__ = ["Mitigation", "dropout_moments", "auxiliary_moments"]
 
@@ -75,6 +79,9 @@ class Mitigation:
     dropout_rescale : bool
     aux_weight : float or sequence of K floats
         λ_k >= 0.
+    dropout_kind : {'expected', 'sampled'}
+    dropout_seed : int
+        >= 0, the seed of sampled masks.
     """
 
     lr_scales: dict | None = None
@@ -82,6 +89,8 @@ class Mitigation:
     dropout: float | tuple = 0.0
     dropout_rescale: bool = True
     aux_weight: float | tuple = 0.0
+    dropout_kind: str = "expected"
+    dropout_seed: int = 0
 
     def __post_init__(self):
         sc = self.lr_scales
@@ -100,6 +109,8 @@ class Mitigation:
         if not isinstance(self.dropout_rescale, (bool, np.bool_)):
             raise TypeError(f"dropout_rescale == {self.dropout_rescale!r}, must be True or False.")
         object.__setattr__(self, "aux_weight", _per_modality("aux_weight", self.aux_weight, lo=0.0))
+        check_choice("dropout_kind", self.dropout_kind, ("expected", "sampled"))
+        object.__setattr__(self, "dropout_seed", check_int("dropout_seed", self.dropout_seed, lo=0, hi=2**63 - 1))
 
     # ------------------------------------------------------------------ what it needs
     @property
@@ -108,9 +119,20 @@ class Mitigation:
         return bool(self.lr_scales) or self.ogm_alpha > 0.0
 
     @property
+    def samples_dropout(self):
+        """True when the run draws dropout masks (sample path)."""
+        return self.dropout_kind == "sampled" and bool(np.any(np.asarray(self.dropout) != 0.0))
+
+    @property
     def modifies_moments(self):
-        """True when the run trains on modified moments (dropout or auxiliary losses)."""
-        return any(np.any(np.asarray(v) != 0.0) for v in (self.dropout, self.aux_weight))
+        """True when the run trains on modified moments (expected dropout or auxiliary losses)."""
+        expected = self.dropout_kind == "expected" and np.any(np.asarray(self.dropout) != 0.0)
+        return bool(expected or np.any(np.asarray(self.aux_weight) != 0.0))
+
+    def masks(self, net):
+        """(p (K,), factor of kept inputs (K,), seed) of sampled dropout."""
+        p = _expand("dropout", self.dropout, net.n_modalities) if self.samples_dropout else np.zeros(net.n_modalities)
+        return p, (1.0 / (1.0 - p)) if self.dropout_rescale else np.ones_like(p), self.dropout_seed
 
     def check(self, net, path):
         """Raise ValueError unless this configuration applies to ``net`` on ``path``."""
@@ -127,10 +149,14 @@ class Mitigation:
         if path == "sample" and self.ogm_alpha > 0.0:
             raise ValueError(f"ogm_alpha == {self.ogm_alpha!r} on the sample path, must be 0: OGM-GE is built on "
                              "the moment path only (linear net, no bias, loss 'mse').")
+        if path == "moment" and self.samples_dropout:
+            raise ValueError("dropout_kind == 'sampled' on the moment path, must be 'expected' there: sampled "
+                             "masks need the samples (path 'sample' or 'auto').")
         if path == "sample" and self.modifies_moments:
-            raise ValueError(f"dropout == {self.dropout!r} and aux_weight == {self.aux_weight!r} on the sample "
-                             "path, must be 0: expected dropout and auxiliary losses are built on the moment "
-                             "path only (linear net, no bias, loss 'mse').")
+            raise ValueError(f"dropout == {self.dropout!r} (expected) and aux_weight == {self.aux_weight!r} on the "
+                             "sample path, must be 0: expected dropout and auxiliary losses are built on the "
+                             "moment path only (linear net, no bias, loss 'mse'); dropout_kind='sampled' draws "
+                             "masks on the sample path.")
 
     def scales(self, net):
         """Each parameter's learning-rate factor, ndarray of shape (n_params,)."""
@@ -146,7 +172,7 @@ class Mitigation:
             return mo
         sxx, syx, syy = mo.sxx, mo.syx, mo.syy
         dims = net.in_dims
-        if np.any(np.asarray(self.dropout) != 0.0):
+        if self.dropout_kind == "expected" and np.any(np.asarray(self.dropout) != 0.0):
             sxx, syx, syy = dropout_moments(sxx, syx, syy, dims, _expand("dropout", self.dropout, len(dims)),
                                             self.dropout_rescale)
         if np.any(np.asarray(self.aux_weight) != 0.0):
@@ -158,7 +184,8 @@ class Mitigation:
         return {"lr_scales": dict(self.lr_scales or {}), "ogm_alpha": self.ogm_alpha,
                 "dropout": list(self.dropout) if isinstance(self.dropout, tuple) else self.dropout,
                 "dropout_rescale": bool(self.dropout_rescale),
-                "aux_weight": list(self.aux_weight) if isinstance(self.aux_weight, tuple) else self.aux_weight}
+                "aux_weight": list(self.aux_weight) if isinstance(self.aux_weight, tuple) else self.aux_weight,
+                "dropout_kind": self.dropout_kind, "dropout_seed": self.dropout_seed}
 
 
 def _cols(dims, values):
@@ -184,6 +211,14 @@ def auxiliary_moments(sxx, syx, syy, dims, weight):
     same = _cols(dims, range(len(dims)))
     block = same[:, None] == same[None, :]
     return sxx + np.where(block, lc[:, None] * sxx, 0.0), syx * (1.0 + lc)[None, :], float(syy) * (1.0 + lam.sum())
+
+
+def param_modality(net):
+    """The modality whose branch each parameter lies on (layout column 3; -1 for shared blocks), (P,)."""
+    pmod = np.full(net.n_params, -1, dtype=np.int64)
+    for off, r, c, mod, _, _ in net.layout:
+        pmod[off:off + r * c] = mod
+    return pmod
 
 
 def per_run(mitigation, R):

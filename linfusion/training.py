@@ -161,11 +161,11 @@ def _bound(depth, mo, w_ls):
     return 2.0 / (depth * lam * max(s, 1e-12) ** (2.0 - 2.0 / depth))
 
 
-def _choose_path(net, loss, path, final_weights=True, mitigated=False):
+def _choose_path(net, loss, path, final_weights=True, mits=()):
     check_choice("path", path, ("auto",) + _engine.PATHS)
     linear = net.slope == 1.0 and not net.bias and loss == "mse"
-    if mitigated and path == "auto":        # only these two paths apply remedies (linfusion.mitigation)
-        return "moment" if linear else "sample"
+    if any(m is not None for m in mits) and path == "auto":   # the paths that apply remedies
+        return "moment" if linear and not any(m is not None and m.samples_dropout for m in mits) else "sample"
     if path == "moment" and not linear:
         raise ValueError(f"path == 'moment', must be 'sample' or 'auto' for this net (slope {net.slope}, "
                          f"bias {net.bias}, loss {loss!r}): the moment path needs a linear net, no bias and "
@@ -202,11 +202,11 @@ def _spawn(rng, R):
 
 # ---------------------------------------------------------------------- the engine call
 def _run(net, path, W, *, mos, fits, datas, lrs, wds, loss, epochs, record_every, tol, has_pop, sigma,
-         w_star, blowup, dtype=np.float64, scales=None, ogm=None):
+         w_star, blowup, dtype=np.float64, scales=None, ogm=None, drop=None):
     """Train the runs of W (R, P) in place on ``path``; the raw :class:`_engine.Records`."""
     return _engine.fit(net, path, W, moments=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss,
                        epochs=epochs, record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma,
-                       w_star=w_star, blowup=blowup, dtype=dtype, scales=scales, ogm=ogm)
+                       w_star=w_star, blowup=blowup, dtype=dtype, scales=scales, ogm=ogm, drop=drop)
 
 
 # ---------------------------------------------------------------------- outcome
@@ -470,7 +470,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     lrs = _per_run("lr", lr, R, lo=0.0, lo_open=True)
     wds = _per_run("weight_decay", weight_decay, R, lo=0.0)
     mits = _mit.per_run(mitigation, R)
-    path = _choose_path(net, loss, path, final_weights, any(m is not None for m in mits))
+    path = _choose_path(net, loss, path, final_weights, mits)
     for m in {id(m): m for m in mits if m is not None}.values():
         m.check(net, path)
     dtype = np.dtype(dtype)
@@ -495,6 +495,10 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     if any(m is not None and m.rates for m in mits):
         scales = np.stack([m.scales(net) if m else np.ones(net.n_params) for m in mits])
         ogm = np.array([m.ogm_alpha if m else 0.0 for m in mits])
+    drop = None
+    if any(m is not None and m.samples_dropout for m in mits):     # (p, keep factor, seed) per run
+        masks = [m.masks(net) if m else (np.zeros(net.n_modalities), np.ones(net.n_modalities), 0) for m in mits]
+        drop = tuple(np.array([mk[i] for mk in masks]) for i in range(3))
 
     def of_run(items, r):
         return items[r if len(items) > 1 else 0]
@@ -530,7 +534,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     rec = _run(net, path, W, mos=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss, epochs=epochs,
                record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma, w_star=w_star, blowup=blowup,
-               dtype=dtype, scales=scales, ogm=ogm)
+               dtype=dtype, scales=scales, ogm=ogm, drop=drop)
     results = []
     for r in range(R):
         m = int(rec.n_rec[r])

@@ -366,3 +366,41 @@ def auxiliary_loss(net, w, xs, y, weight):
     for k, x in enumerate(xs):
         value += weight[k] * 0.5 * np.mean(np.sum((y - x @ wt[k].T) ** 2, axis=1))
     return value
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def dropout_uniform(seed, epoch, sample, modality):
+    """The sampled-dropout generator as documented (nested splitmix64 finalisers), in Python integers."""
+    z = _mix64((seed + 0x9E3779B97F4A7C15) & _M64)
+    z = _mix64(z ^ epoch)
+    z = _mix64(z ^ sample)
+    z = _mix64(z ^ modality)
+    return (z >> 11) / 9007199254740992.0
+
+
+def train_sampled_dropout_reference(net, w0, xs, y, lr, epochs, p, seed, rescale=True, weight_decay=0.0):
+    """Plain GD whose epoch-e inputs have modality k of sample i dropped when dropout_uniform(seed, e, i, k) < p[k]
+    (kept ones times 1/(1 − p[k]) when ``rescale``); returns the final weights and the recorded losses."""
+    w = np.array(w0, dtype=float)
+    n = xs[0].shape[0]
+    losses = []
+    for e in range(epochs + 1):
+        xm = []
+        for k, x in enumerate(xs):
+            keep = np.array([0.0 if dropout_uniform(seed, e, i, k) < p[k] else
+                             (1.0 / (1.0 - p[k]) if rescale else 1.0) for i in range(n)])
+            xm.append(x * keep[:, None])
+        value, g = loss_and_grad(net, w, xm, y)
+        losses.append(value)
+        if e == epochs:
+            break
+        w = w - lr * (g + weight_decay * w)
+    return dict(w=w, loss=np.array(losses))

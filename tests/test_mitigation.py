@@ -284,3 +284,73 @@ def test_a_mitigation_that_does_nothing_leaves_the_run_unchanged():
     c = lf.train(net, mo, lr=0.04, epochs=300, rng=5, scale=0.01, init="layer",
                  mitigation=Mitigation(lr_scales={"W1_0": 1.0}))
     assert ref.max_rel(a.w, c.w) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------
+# Sampled dropout (sample path): reference, reproducibility, agreement with the expectation.
+# ---------------------------------------------------------------------------------------
+
+def test_sampled_dropout_matches_the_reference():
+    ds = _data(40, n=50)
+    net = lf.FusionNet.deep(in_dims=(2, 1), width=5, depth=3, fuse_depth=2, slope=0.2, bias=True)
+    w0 = ref.random_weights(net, np.random.default_rng(41), gain=0.7)
+    mit = Mitigation(dropout=(0.4, 0.25), dropout_kind="sampled", dropout_seed=123)
+    res = lf.train(net, ds, lr=0.05, epochs=12, w0=w0, mitigation=mit, weight_decay=0.01)
+    assert res.path == "sample"
+    xs, y = ref.as_inputs(ds)
+    want = ref.train_sampled_dropout_reference(net, w0, xs, y, 0.05, 12, (0.4, 0.25), 123, weight_decay=0.01)
+    assert ref.max_rel(res.w, want["w"]) < 1e-9
+    np.testing.assert_allclose(res.loss, want["loss"], rtol=1e-10)
+    # another seed draws other masks: the comparison can fail
+    other = lf.train(net, ds, lr=0.05, epochs=12, w0=w0, weight_decay=0.01,
+                     mitigation=Mitigation(dropout=(0.4, 0.25), dropout_kind="sampled", dropout_seed=124))
+    assert ref.max_rel(other.w, want["w"]) > 1e-6
+
+
+def test_sampled_dropout_is_bitwise_reproducible_across_threads_and_batches():
+    ds = _data(42, n=5000, dims=(1, 1))            # several sample groups: the parallel tasks differ
+    net = lf.FusionNet.late(width=8, slope=0.0)
+    mits = [Mitigation(dropout=(0.5, 0.1), dropout_kind="sampled", dropout_seed=s) for s in (1, 2)]
+    kw = dict(lr=0.05, epochs=30, rng=3, init="layer", scale=0.5)
+    lf.set_threads(1)
+    try:
+        one = lf.train(net, ds, mitigation=mits[0], **kw)
+    finally:
+        lf.set_threads(2)
+    two = lf.train(net, ds, mitigation=mits[0], **kw)
+    batch = lf.train_many(net, ds, mitigation=mits, **{**kw, "rng": [3, 3]})
+    assert np.array_equal(one.w, two.w) and np.array_equal(one.loss, two.loss)
+    assert np.array_equal(one.w, batch[0].w) and not np.array_equal(batch[0].w, batch[1].w)
+
+
+def test_sampled_dropout_averages_to_the_expected_run():
+    """Mean over 32 mask seeds of the final end-to-end weights against the exact expected-dropout run, within
+    3 standard errors (the stochastic run's drift from its expectation is O(lr²) per step: lr is small)."""
+    ds = _data(43, n=400, dims=(1, 1))
+    net = lf.FusionNet.late(width=6)
+    w0 = net.init("layer", 0.5, np.random.default_rng(44))
+    p = (0.5, 0.2)
+    expected = lf.train(net, ds, lr=0.01, epochs=150, w0=w0, mitigation=Mitigation(dropout=p))
+    seeds = list(range(32))
+    runs = lf.train_many(net, ds, lr=0.01, epochs=150, w0=w0, path="sample",
+                         mitigation=[Mitigation(dropout=p, dropout_kind="sampled", dropout_seed=s) for s in seeds])
+    final = np.array([r.w_tot_all[-1, 0] for r in runs])
+    mean, se = final.mean(axis=0), final.std(axis=0, ddof=1) / np.sqrt(len(seeds))
+    assert np.all(se > 0)
+    assert np.all(np.abs(mean - expected.w_tot_all[-1, 0]) < 3 * se), (mean, expected.w_tot_all[-1, 0], se)
+    # and the expectation is not the run without dropout (the test can tell them apart)
+    plain = lf.train(net, ds, lr=0.01, epochs=150, w0=w0)
+    assert np.any(np.abs(mean - plain.w_tot_all[-1, 0]) > 3 * se)
+
+
+def test_sampled_dropout_configuration():
+    net = lf.FusionNet.late(width=4)
+    with pytest.raises(ValueError, match="dropout_kind == 'sampled' on the moment path"):
+        lf.train(net, _data(45, dims=(1, 1)), epochs=1, path="moment",
+                 mitigation=Mitigation(dropout=0.3, dropout_kind="sampled"))
+    with pytest.raises(ValueError, match="dropout_kind"):
+        Mitigation(dropout_kind="stochastic")
+    with pytest.raises(ValueError, match="dropout_seed"):
+        Mitigation(dropout_seed=-1)
+    res = lf.train(net, _data(45, dims=(1, 1)), epochs=2, mitigation=Mitigation(dropout=0.3, dropout_kind="sampled"))
+    assert res.path == "sample" and res.mitigation.dropout_kind == "sampled"

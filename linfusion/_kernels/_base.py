@@ -23,8 +23,11 @@ Net = namedtuple("Net", "nodes edges n_in n_comp slope bias loss")
 #: record_every : int; tol, blowup : float; grad_only : bool (evaluate the loss and gradient
 #: at the current weights into Records.grad, no update); scale (R, P) float64: each
 #: parameter's learning-rate factor (no columns: all 1, the fused update); ogm (R,) float64:
-#: OGM-GE α (0: off; moment path only, see :mod:`linfusion.mitigation`).
-Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only scale ogm")
+#: OGM-GE α (0: off; moment path only, see :mod:`linfusion.mitigation`); drop (R, K) float64:
+#: sampled dropout probability of each modality (no columns: off; sample path only), keep_scale
+#: (R, K) float64: the factor of kept inputs, seed (R,) int64: the masks' seed.
+Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only scale ogm drop "
+                      "keep_scale seed")
 #: Records of R runs with room for ``cap`` entries each. epoch (R, cap) int64, loss (R, cap),
 #: w_tot (R, cap, out, D), eg (R, cap), n_rec (R,) int64 (entries written), status (R,) int64,
 #: k (R,) int64 (in: the epoch the weights are at; out: the epoch reached), limit (R,)
