@@ -25,6 +25,11 @@ One frozen configuration, :class:`Mitigation`, passed as ``train(..., mitigation
   (sample path): fresh masks every epoch, drawn from ``dropout_seed`` by a counter-based
   generator of (seed, epoch, sample, modality), so a run gives the same bits on any number
   of threads and inside any batch; the recorded loss is that of the epoch's masked inputs.
+- ``pretrain``, ``pretrain_epochs`` and ``alternate``: schedules (moment path). For the first
+  ``pretrain_epochs`` epochs only the branches of the modalities in ``pretrain`` learn (the
+  others keep their weights, weight decay included); then, with ``alternate`` = T > 0, only
+  modality ((k − pretrain_epochs) // T) mod K's branch learns at epoch k. Blocks shared by all
+  modalities (layout modality −1) always learn.
 - ``aux_weight`` (λ_k per modality): unimodal auxiliary losses λ_k · ½<(y − W_k x_k)²> whose
   head is the branch's own contribution to the fused output (moment path): the moments
   Σ' = Σ + blockdiag(λ_k Σkk), Σyx,k' = (1 + λ_k) Σyx,k, <y²>' = (1 + Σλ_k) <y²>. Exact
@@ -82,6 +87,10 @@ class Mitigation:
     dropout_kind : {'expected', 'sampled'}
     dropout_seed : int
         >= 0, the seed of sampled masks.
+    pretrain : tuple of int
+        Modalities whose branches learn alone for the first ``pretrain_epochs`` (>= 0) epochs.
+    alternate : int
+        T >= 0: after pre-training, the branches learn in turns of T epochs (0: together).
     """
 
     lr_scales: dict | None = None
@@ -91,6 +100,9 @@ class Mitigation:
     aux_weight: float | tuple = 0.0
     dropout_kind: str = "expected"
     dropout_seed: int = 0
+    pretrain: tuple = ()
+    pretrain_epochs: int = 0
+    alternate: int = 0
 
     def __post_init__(self):
         sc = self.lr_scales
@@ -111,12 +123,34 @@ class Mitigation:
         object.__setattr__(self, "aux_weight", _per_modality("aux_weight", self.aux_weight, lo=0.0))
         check_choice("dropout_kind", self.dropout_kind, ("expected", "sampled"))
         object.__setattr__(self, "dropout_seed", check_int("dropout_seed", self.dropout_seed, lo=0, hi=2**63 - 1))
+        if not isinstance(self.pretrain, (tuple, list)):
+            raise TypeError(f"pretrain == {self.pretrain!r}, must be a tuple of modality indices.")
+        pre = tuple(check_int(f"pretrain[{i}]", k, lo=0) for i, k in enumerate(self.pretrain))
+        if len(set(pre)) != len(pre):
+            raise ValueError(f"pretrain == {pre!r}, must not repeat a modality.")
+        object.__setattr__(self, "pretrain", pre)
+        object.__setattr__(self, "pretrain_epochs", check_int("pretrain_epochs", self.pretrain_epochs, lo=0))
+        if self.pretrain_epochs > 0 and not pre:
+            raise ValueError(f"pretrain_epochs == {self.pretrain_epochs}, must be 0 when pretrain is empty "
+                             "(no branch to pre-train).")
+        object.__setattr__(self, "alternate", check_int("alternate", self.alternate, lo=0))
 
     # ------------------------------------------------------------------ what it needs
     @property
+    def schedule(self):
+        """True when some branches are frozen at some epochs (pre-training or alternation)."""
+        return (bool(self.pretrain) and self.pretrain_epochs > 0) or self.alternate > 0
+
+    @property
     def rates(self):
-        """True when the update needs per-parameter rates (lr_scales or OGM)."""
-        return bool(self.lr_scales) or self.ogm_alpha > 0.0
+        """True when the update needs per-parameter factors (lr_scales, OGM or a schedule)."""
+        return bool(self.lr_scales) or self.ogm_alpha > 0.0 or self.schedule
+
+    def phases(self, net):
+        """(pre-training epochs, pre-trained branches (K,) 0/1, alternation period) of the kernels."""
+        mask = np.zeros(net.n_modalities)
+        mask[list(self.pretrain)] = 1.0
+        return (self.pretrain_epochs if self.pretrain else 0), mask, self.alternate
 
     @property
     def samples_dropout(self):
@@ -141,6 +175,14 @@ class Mitigation:
             if key not in names:
                 raise ValueError(f"lr_scales has the key {key!r}, must use only the net's block names "
                                  f"({', '.join(sorted(names))}).")
+        for k in self.pretrain:
+            if k >= net.n_modalities:
+                raise ValueError(f"pretrain == {self.pretrain!r}, must name modalities 0..{net.n_modalities - 1} "
+                                 "of the net.")
+        if path == "sample" and self.schedule:
+            raise ValueError(f"pretrain == {self.pretrain!r} / alternate == {self.alternate!r} on the sample path, "
+                             "must be off: schedules are built on the moment path only (linear net, no bias, "
+                             "loss 'mse').")
         _expand("dropout", self.dropout, net.n_modalities)
         _expand("aux_weight", self.aux_weight, net.n_modalities)
         if path in ("gram", "feature") and (self.rates or self.modifies_moments):
@@ -185,7 +227,8 @@ class Mitigation:
                 "dropout": list(self.dropout) if isinstance(self.dropout, tuple) else self.dropout,
                 "dropout_rescale": bool(self.dropout_rescale),
                 "aux_weight": list(self.aux_weight) if isinstance(self.aux_weight, tuple) else self.aux_weight,
-                "dropout_kind": self.dropout_kind, "dropout_seed": self.dropout_seed}
+                "dropout_kind": self.dropout_kind, "dropout_seed": self.dropout_seed, "pretrain": list(self.pretrain),
+                "pretrain_epochs": self.pretrain_epochs, "alternate": self.alternate}
 
 
 def _cols(dims, values):

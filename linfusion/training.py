@@ -202,11 +202,11 @@ def _spawn(rng, R):
 
 # ---------------------------------------------------------------------- the engine call
 def _run(net, path, W, *, mos, fits, datas, lrs, wds, loss, epochs, record_every, tol, has_pop, sigma,
-         w_star, blowup, dtype=np.float64, scales=None, ogm=None, drop=None):
+         w_star, blowup, dtype=np.float64, scales=None, ogm=None, drop=None, phases=None):
     """Train the runs of W (R, P) in place on ``path``; the raw :class:`_engine.Records`."""
     return _engine.fit(net, path, W, moments=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss,
                        epochs=epochs, record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma,
-                       w_star=w_star, blowup=blowup, dtype=dtype, scales=scales, ogm=ogm, drop=drop)
+                       w_star=w_star, blowup=blowup, dtype=dtype, scales=scales, ogm=ogm, drop=drop, phases=phases)
 
 
 # ---------------------------------------------------------------------- outcome
@@ -491,10 +491,12 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         mos = [m.moments(mos[r if len(mos) > 1 else 0], net) if m else mos[r if len(mos) > 1 else 0]
                for r, m in enumerate(mits)]
     fits = [_least_squares(m) for m in mos] if need_fit else None   # (W_ls, L_min) per data set
-    scales = ogm = None
+    scales = ogm = phases = None
     if any(m is not None and m.rates for m in mits):
         scales = np.stack([m.scales(net) if m else np.ones(net.n_params) for m in mits])
         ogm = np.array([m.ogm_alpha if m else 0.0 for m in mits])
+        ph = [m.phases(net) if m else (0, np.zeros(net.n_modalities), 0) for m in mits]
+        phases = tuple(np.array([p[i] for p in ph]) for i in range(3))
     drop = None
     if any(m is not None and m.samples_dropout for m in mits):     # (p, keep factor, seed) per run
         masks = [m.masks(net) if m else (np.zeros(net.n_modalities), np.ones(net.n_modalities), 0) for m in mits]
@@ -534,7 +536,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     rec = _run(net, path, W, mos=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss, epochs=epochs,
                record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma, w_star=w_star, blowup=blowup,
-               dtype=dtype, scales=scales, ogm=ogm, drop=drop)
+               dtype=dtype, scales=scales, ogm=ogm, drop=drop, phases=phases)
     results = []
     for r in range(R):
         m = int(rec.n_rec[r])

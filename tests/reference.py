@@ -321,9 +321,11 @@ def block_rates(net, lr_scales):
     return s
 
 
-def train_mitigated_reference(net, w0, xs, y, lr, epochs, lr_scales=None, ogm_alpha=0.0, weight_decay=0.0):
+def train_mitigated_reference(net, w0, xs, y, lr, epochs, lr_scales=None, ogm_alpha=0.0, weight_decay=0.0,
+                              gates=None):
     """Plain GD with per-block rates and OGM-GE: w ← w − lr s (κ g + λ w); records as train_reference,
-    plus the OGM coefficients used at every update (``coef``, (epochs, K))."""
+    plus the OGM coefficients used at every update (``coef``, (epochs, K)). ``gates(k)`` -> (K,) 0/1:
+    the branches that learn at epoch k (shared blocks always learn)."""
     w = np.array(w0, dtype=float)
     s = block_rates(net, lr_scales or {})
     mod = np.full(net.n_params, -1)
@@ -339,7 +341,8 @@ def train_mitigated_reference(net, w0, xs, y, lr, epochs, lr_scales=None, ogm_al
         c = ogm_from_samples(net, w, xs, y, ogm_alpha)
         coefs.append(c)
         kap = np.where(mod >= 0, c[np.maximum(mod, 0)], 1.0)
-        w = w - lr * s * (kap * g + weight_decay * w)
+        on = np.ones(net.n_params) if gates is None else np.where(mod >= 0, np.asarray(gates(k))[np.maximum(mod, 0)], 1.0)
+        w = w - lr * on * s * (kap * g + weight_decay * w)
     return dict(loss=np.array(losses), w_tot=np.array(wtots), w=w, coef=np.array(coefs))
 
 

@@ -354,3 +354,64 @@ def test_sampled_dropout_configuration():
         Mitigation(dropout_seed=-1)
     res = lf.train(net, _data(45, dims=(1, 1)), epochs=2, mitigation=Mitigation(dropout=0.3, dropout_kind="sampled"))
     assert res.path == "sample" and res.mitigation.dropout_kind == "sampled"
+
+
+# ---------------------------------------------------------------------------------------
+# Schedules (moment path): pre-training and alternation.
+# ---------------------------------------------------------------------------------------
+
+def test_pretraining_then_alternation_match_the_reference():
+    ds = _data(50, dims=(2, 1, 1))
+    net = lf.FusionNet.deep(in_dims=(2, 1, 1), width=4, depth=3, fuse_depth=2)
+    w0 = ref.random_weights(net, np.random.default_rng(51), gain=0.6)
+    mit = Mitigation(pretrain=(1, 2), pretrain_epochs=13, alternate=5, lr_scales={"W1_0": 2.0}, ogm_alpha=0.3)
+    res = lf.train(net, ds, lr=0.05, epochs=60, w0=w0, mitigation=mit, weight_decay=0.02)
+
+    def gates(k):
+        if k < 13:
+            return [0, 1, 1]
+        on = ((k - 13) // 5) % 3
+        return [1 if j == on else 0 for j in range(3)]
+    xs, y = ref.as_inputs(ds)
+    want = ref.train_mitigated_reference(net, w0, xs, y, 0.05, 60, {"W1_0": 2.0}, 0.3, weight_decay=0.02,
+                                         gates=gates)
+    assert ref.max_rel(res.w, want["w"]) < 1e-9
+    assert ref.max_rel(res.w_tot_all[:, 0, :], want["w_tot"][:, 0, :]) < 1e-9
+    # without the schedule the run differs: the comparison can fail
+    plain = ref.train_mitigated_reference(net, w0, xs, y, 0.05, 60, {"W1_0": 2.0}, 0.3, weight_decay=0.02)
+    assert ref.max_rel(res.w, plain["w"]) > 1e-3
+
+
+def test_pretraining_freezes_the_other_branches():
+    mo = _toy_moments(2.0, 0.3)
+    net = lf.FusionNet.deep(width=5, depth=3, fuse_depth=2)
+    mit = Mitigation(pretrain=(1,), pretrain_epochs=200)
+    res = lf.train(net, mo, lr=0.04, epochs=200, rng=4, init="layer", scale=0.3, mitigation=mit, weight_decay=0.01)
+    u0, u = net.unpack(res.w0), net.unpack(res.w)
+    for name in ("W1_0", "W2_0"):
+        assert np.array_equal(u0[name], u[name])            # A's branch kept its weights exactly
+    for name in ("W1_1", "W2_1", "W3"):
+        assert not np.array_equal(u0[name], u[name])        # B's branch and the shared layer learned
+    # two-layer late fusion (no shared layer): B learned alone reaches its best response to A's fixed weight
+    late = lf.FusionNet.late(width=5)
+    long = lf.train(late, mo, lr=0.04, epochs=6000, rng=4, init="layer", scale=0.3,
+                    mitigation=Mitigation(pretrain=(1,), pretrain_epochs=6000))
+    assert long.w_tot_all[-1, 0, 0] == long.w_tot_all[0, 0, 0]
+    w_a = long.w_tot_all[0, 0, 0]
+    want_b = (mo.syx[0, 1] - w_a * mo.sxx[0, 1]) / mo.sxx[1, 1]
+    assert long.w_tot_all[-1, 0, 1] == pytest.approx(want_b, rel=1e-8)
+
+
+def test_schedule_configuration():
+    with pytest.raises(ValueError, match="pretrain_epochs == 5, must be 0 when pretrain is empty"):
+        Mitigation(pretrain_epochs=5)
+    with pytest.raises(ValueError, match="alternate"):
+        Mitigation(alternate=-1)
+    with pytest.raises(ValueError, match="must not repeat"):
+        Mitigation(pretrain=(1, 1), pretrain_epochs=3)
+    net = lf.FusionNet.late(width=4)
+    with pytest.raises(ValueError, match="pretrain == \\(2,\\), must name modalities 0..1"):
+        lf.train(net, _toy_moments(), epochs=1, mitigation=Mitigation(pretrain=(2,), pretrain_epochs=3))
+    with pytest.raises(ValueError, match="schedules are built on the moment path only"):
+        lf.train(lf.FusionNet.late(width=4, slope=0.0), _data(52, dims=(1, 1)), epochs=1,
+                 mitigation=Mitigation(alternate=3))

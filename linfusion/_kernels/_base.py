@@ -25,9 +25,11 @@ Net = namedtuple("Net", "nodes edges n_in n_comp slope bias loss")
 #: parameter's learning-rate factor (no columns: all 1, the fused update); ogm (R,) float64:
 #: OGM-GE α (0: off; moment path only, see :mod:`linfusion.mitigation`); drop (R, K) float64:
 #: sampled dropout probability of each modality (no columns: off; sample path only), keep_scale
-#: (R, K) float64: the factor of kept inputs, seed (R,) int64: the masks' seed.
+#: (R, K) float64: the factor of kept inputs, seed (R,) int64: the masks' seed; pre_epochs (R,)
+#: int64, pre_mask (R, K) float64 (1: the branch learns while pre-training; no columns: off),
+#: alt_period (R,) int64 (0: off): schedules of the moment path (see :func:`_passes._gates`).
 Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only scale ogm drop "
-                      "keep_scale seed")
+                      "keep_scale seed pre_epochs pre_mask alt_period")
 #: Records of R runs with room for ``cap`` entries each. epoch (R, cap) int64, loss (R, cap),
 #: w_tot (R, cap, out, D), eg (R, cap), n_rec (R,) int64 (entries written), status (R,) int64,
 #: k (R,) int64 (in: the epoch the weights are at; out: the epoch reached), limit (R,)

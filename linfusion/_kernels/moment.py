@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 from ._base import KIND_INPUT, N_COL, N_KIND, N_UNITS, fill_transposes
-from ._passes import _decide, _scaled, _first_due, _limit, _moment_loss, _record, _run_records, backward, forward
+from ._passes import _decide, _gates, _scaled, _first_due, _limit, _moment_loss, _record, _run_records, backward, forward
 
 
 @njit(cache=True, no_cpython_wrapper=True)
@@ -86,6 +86,7 @@ def train_moment(net, sched, data, rec, W):
     gbuf = np.zeros(P if sched.scale.shape[1] > 0 else 0)
     score = np.zeros(n_mod)
     kap = np.ones(n_mod)
+    gate = np.ones(n_mod)
     if by_error:                                # backward seed: the identity (out x out)
         for i in range(m):
             for o in range(n_out):
@@ -157,11 +158,12 @@ def train_moment(net, sched, data, rec, W):
                 break
             if scaled:                          # w ← w − η s_p (κ_k g + λ w)   (κ: OGM-GE, theory.md §11)
                 ogm_coefficients(wtot, sxx, data.syx[q], data.cmod, sched.ogm[r], score, kap)
+                _gates(sched, r, k, gate)       # schedules: frozen branches keep their weights
                 lr, wd = sched.lr[r], sched.wd[r]
                 for i in range(P):
                     mk = data.pmod[i]
-                    kp = kap[mk] if mk >= 0 else 1.0
-                    w[i] -= lr * sched.scale[r, i] * (kp * gbuf[i] + wd * w[i])
+                    kp, on = (kap[mk], gate[mk]) if mk >= 0 else (1.0, 1.0)
+                    w[i] -= lr * on * sched.scale[r, i] * (kp * gbuf[i] + wd * w[i])
             k += 1
         rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nr, lim, k
 
