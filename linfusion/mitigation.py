@@ -256,6 +256,23 @@ def auxiliary_moments(sxx, syx, syy, dims, weight):
     return sxx + np.where(block, lc[:, None] * sxx, 0.0), syx * (1.0 + lc)[None, :], float(syy) * (1.0 + lam.sum())
 
 
+def kernel_args(mits, net):
+    """The kernels' per-run arrays of R mitigations (a list, or one Mitigation or None for one run):
+    a dict of ``scales``, ``ogm``, ``drop``, ``phases``, each None when no run needs it."""
+    mits = [mits] if mits is None or isinstance(mits, Mitigation) else list(mits)
+    out = dict(scales=None, ogm=None, drop=None, phases=None)
+    K = net.n_modalities
+    if any(m is not None and m.rates for m in mits):
+        out["scales"] = np.stack([m.scales(net) if m else np.ones(net.n_params) for m in mits])
+        out["ogm"] = np.array([m.ogm_alpha if m else 0.0 for m in mits])
+        ph = [m.phases(net) if m else (0, np.zeros(K), 0) for m in mits]
+        out["phases"] = tuple(np.array([p[i] for p in ph]) for i in range(3))
+    if any(m is not None and m.samples_dropout for m in mits):     # (p, keep factor, seed) per run
+        mk = [m.masks(net) if m else (np.zeros(K), np.ones(K), 0) for m in mits]
+        out["drop"] = tuple(np.array([x[i] for x in mk]) for i in range(3))
+    return out
+
+
 def param_modality(net):
     """The modality whose branch each parameter lies on (layout column 3; -1 for shared blocks), (P,)."""
     pmod = np.full(net.n_params, -1, dtype=np.int64)

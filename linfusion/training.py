@@ -255,7 +255,7 @@ def _stall_message(net, data, kind, k, w0):
     return "stalled: " + what + (" (" + "; ".join(hints) + ")" if hints else "") + "."
 
 
-def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blowup):
+def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blowup, mitigation=None):
     """A learning rate that is stable from ``w0``, as a phrase ('try lr <= x (...)'); never inf or NaN.
 
     Halve lr (starting no higher than half the estimated bound near the solution, when the
@@ -279,7 +279,8 @@ def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blow
         rec = _run(net, path, W, mos=None if mo is None else [mo], fits=None if fit is None else [fit],
                    datas=[data], lrs=np.array([try_lr]), wds=np.array([wd]), loss=loss, epochs=T,
                    record_every=max(1, T // 256), tol=tol, has_pop=np.array([False]),
-                   sigma=np.zeros((1, D, D)), w_star=np.zeros((1, n_out, D)), blowup=blowup)
+                   sigma=np.zeros((1, D, D)), w_star=np.zeros((1, n_out, D)), blowup=blowup,
+                   **_mit.kernel_args(mitigation, net))     # the same remedies as the diverged run
         m = int(rec.n_rec[0])
         lo = rec.loss[0, :m]
         # stable: finite, and the loss never rises between records beyond rounding (a rate that
@@ -491,16 +492,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
         mos = [m.moments(mos[r if len(mos) > 1 else 0], net) if m else mos[r if len(mos) > 1 else 0]
                for r, m in enumerate(mits)]
     fits = [_least_squares(m) for m in mos] if need_fit else None   # (W_ls, L_min) per data set
-    scales = ogm = phases = None
-    if any(m is not None and m.rates for m in mits):
-        scales = np.stack([m.scales(net) if m else np.ones(net.n_params) for m in mits])
-        ogm = np.array([m.ogm_alpha if m else 0.0 for m in mits])
-        ph = [m.phases(net) if m else (0, np.zeros(net.n_modalities), 0) for m in mits]
-        phases = tuple(np.array([p[i] for p in ph]) for i in range(3))
-    drop = None
-    if any(m is not None and m.samples_dropout for m in mits):     # (p, keep factor, seed) per run
-        masks = [m.masks(net) if m else (np.zeros(net.n_modalities), np.ones(net.n_modalities), 0) for m in mits]
-        drop = tuple(np.array([mk[i] for mk in masks]) for i in range(3))
+    kargs = _mit.kernel_args(mits, net)                      # scales, ogm, drop, phases (or None)
 
     def of_run(items, r):
         return items[r if len(items) > 1 else 0]
@@ -536,7 +528,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     rec = _run(net, path, W, mos=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss, epochs=epochs,
                record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma, w_star=w_star, blowup=blowup,
-               dtype=dtype, scales=scales, ogm=ogm, drop=drop, phases=phases)
+               dtype=dtype, **kargs)
     results = []
     for r in range(R):
         m = int(rec.n_rec[r])
@@ -560,7 +552,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
                         "initial weights or rescale the data.")
             else:
                 msg += _advise(net, path, d_r, mo_r, fit_r, W0[r], float(lrs[r]), float(wds[r]), loss, epochs,
-                               k_div, tol, blowup) + "."
+                               k_div, tol, blowup, mits[r]) + "."
         elif st == "converged":
             msg = f"converged: loss {lo[-1]:.3g} < tol {tol:g} at epoch {ep[-1]}."
         else:
