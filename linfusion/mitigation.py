@@ -135,6 +135,10 @@ class Mitigation:
                              "(no branch to pre-train).")
         object.__setattr__(self, "alternate", check_int("alternate", self.alternate, lo=0))
 
+    def __hash__(self):
+        return hash(tuple((f, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                          for f, v in self.__dict__.items()))
+
     # ------------------------------------------------------------------ what it needs
     @property
     def schedule(self):
