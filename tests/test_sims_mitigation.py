@@ -35,21 +35,20 @@ def test_every_run_is_usable_and_the_exact_map_is_the_run(table):
         if r["net"] == "deep" and r["remedy"] == "ogm" and r["strength"] > 0:
             assert math.isnan(r["ratio_map"])               # no OGM map for the deep chain
             continue
-        assert r["ratio_map"] == pytest.approx(r["ratio_sim"], rel=5e-3)
-        assert r["t_a_map_epochs"] == pytest.approx(r["t_a_epochs"], rel=5e-3)
+        # the map is the run's gradient descent (to rounding; an acceptance bound of 0.5 % would hide a
+        # run at the edge of stability, where rounding grows)
+        assert r["ratio_map"] == pytest.approx(r["ratio_sim"], rel=1e-9)
+        assert r["t_a_map_epochs"] == pytest.approx(r["t_a_epochs"], rel=1e-9)
         mapped += 1
     assert mapped >= len(table) - 2 * len(cfg.rhos) * (len(cfg.ogm) - 1)
 
 
 def test_closed_forms_within_their_tolerance(table):
-    """Rates and dropout: 15 % (leading order, as time_ratio_lrs and time_ratio). Auxiliary losses: the
-    leading-order schedule of theory.md §11.4 misses by up to ~25 % at λ = 4 (both branches grow (1 + λ)
-    times faster, so the O(1) corrections to ln(1/u0) weigh more); it is checked at 30 %."""
+    """Leading order (gradient flow, ln(1/u0) large): 15 %, as time_ratio_lrs and time_ratio."""
     n = 0
     for r in table:
         if r["net"] == "two-layer" and np.isfinite(r["ratio_closed"]):
-            tol = 0.30 if r["remedy"] == "aux" else 0.15
-            assert r["ratio_closed"] == pytest.approx(r["ratio_sim"], rel=tol), r
+            assert r["ratio_closed"] == pytest.approx(r["ratio_sim"], rel=0.15), r
             n += 1
     assert n >= 14
 
