@@ -138,9 +138,9 @@ def _plateau_misattribution(ep, w_a, t_a, t_b, removed_below):
     return measured_misattribution(ep, w_a, t_a, t_b)
 
 
-def _measure(run, mit, sigma, w_star, removed_below):
+def _measure(run, mit, data, removed_below):
     """Simulated and exact-map numbers of one run (a dict; NaN where undefined)."""
-    nan = np.nan
+    nan, sigma, w_star = np.nan, data.sigma, data.w_star
     out = dict(status=run.status, t_a=nan, t_b=nan, t_a_map=nan, t_b_map=nan, mis=nan, mis_map=nan,
                eg=nan, eg_map=nan, eg_fixed=nan, w=None, w_map=None)
     mo = run.moments
@@ -157,7 +157,7 @@ def _measure(run, mit, sigma, w_star, removed_below):
     out["mis"] = _plateau_misattribution(ep, w[:, 0], out["t_a"], out["t_b"], removed_below)
     if mit.ogm_alpha > 0.0 and run.net.depth > 2:
         return out                                   # no OGM map for the deep chain
-    pred = exact_map(run, mo, lr_scales=mit.lr_scales or None, ogm_alpha=mit.ogm_alpha or None)
+    pred = exact_map(run, data)             # with the run's remedies (run.mitigation)
     wm = pred.w_tot_all[:, 0, :]
     out.update(w_map=wm, eg_map=float(generalization_error(wm[-1][None, :], sigma, w_star)))
     out["t_a_map"], out["t_b_map"] = (crossing_time(ep, wm[:, k], thr[k]) for k in range(2))
@@ -197,7 +197,7 @@ def run(cfg, execution=None):
                 row = dict(net=kind, rho=float(rho), remedy=remedy, strength=s, message=res.message,
                            epochs=np.asarray(res.epochs, dtype=float),
                            ratio_closed=_closed(kind, remedy, s, mo, cfg, u0))
-                row.update(_measure(res, mit, data.sigma, data.w_star, cfg.removed_below))
+                row.update(_measure(res, mit, data, cfg.removed_below))
                 rows.append(row)
     return rows
 

@@ -12,6 +12,7 @@ import pytest
 
 import linfusion as lf
 import reference as ref
+import theory
 from linfusion import Mitigation, analysis
 from linfusion.data import Moments, from_arrays
 from theory import late_fixed_points
@@ -433,3 +434,25 @@ def test_configuration_is_hashable_and_records_itself():
     b = Mitigation(lr_scales={"W1_1": 2.0}, dropout=[0.1, 0.2])
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     assert a.as_dict()["lr_scales"] == {"W1_1": 2.0} and a.as_dict()["dropout"] == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("mit", [Mitigation(lr_scales={"W1_1": 2.0, "W2_1": 2.0}), Mitigation(ogm_alpha=0.5),
+                                 Mitigation(dropout=(0.4, 0.0)), Mitigation(aux_weight=1.0, dropout=0.2,
+                                                                            dropout_rescale=False)])
+def test_theory_predict_uses_the_runs_remedies(mit):
+    ds = lf.data.toy(rho=0.3, n=2048, rng=60)
+    net = lf.FusionNet.late(width=20)
+    res = lf.train(net, ds, lr=0.04, epochs=3000, rng=61, mitigation=mit)
+    pred = theory.predict(res, ds)
+    assert ref.max_rel(res.w_tot_all, pred.w_tot_all) < 1e-8
+    np.testing.assert_allclose(pred.eg, res.eg, rtol=1e-6, atol=1e-12)     # the population E_g, unchanged
+    again = theory.predict(res, res.moments)                                 # already modified moments
+    assert ref.max_rel(res.w_tot_all, again.w_tot_all) < 1e-8
+
+
+def test_theory_predict_refuses_remedies_without_a_map():
+    ds = lf.data.toy(rho=0.3, n=256, rng=62)
+    net = lf.FusionNet.late(width=5)
+    res = lf.train(net, ds, epochs=20, rng=63, mitigation=Mitigation(pretrain=(1,), pretrain_epochs=5))
+    with pytest.raises(ValueError, match="no exact map"):
+        theory.predict(res, ds)
