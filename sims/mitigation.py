@@ -19,7 +19,9 @@ map from each run's own initial weights (:func:`theory.predict` with the run's `
 net, which has no OGM map) and the leading-order closed forms where they exist
 (:func:`theory.mitigation.time_ratio_lrs`, :func:`theory.time_ratio` and
 :func:`theory.deep_time_ratio_vector` on the modified moments, :func:`theory.mitigation.auxiliary_schedule`).
-The summary lists, per network, ρ and remedy, the smallest strength that brings t_B/t_A to
+On the multi data of theory.md §3b (D = 100, n = 70 < D) every remedy is also applied to two-layer late
+fusion and its final E_g compared with early fusion's (the generalisation deficit of late fusion,
+§6.8), simulation against the exact map. The summary lists, per network, ρ and remedy, the smallest strength that brings t_B/t_A to
 ``--removed-below`` or less (the unimodal phase removed) and what it costs (t_A against no remedy,
 final E_g).
 
@@ -36,7 +38,7 @@ import numpy as np
 from linfusion import FusionNet, Mitigation, train_many
 from linfusion.analysis import crossing_time, generalization_error, measured_misattribution, targets
 from linfusion.architecture import default_scale
-from linfusion.data import toy
+from linfusion.data import multi, toy
 from theory import deep_time_ratio_vector, time_ratio
 from theory.prediction import predict as exact_map
 from theory import mitigation as TM
@@ -86,6 +88,11 @@ class Config(Seeded, Width):
     aux: tuple = option((0.0, 0.5, 1.0, 1.5, 2.0), "auxiliary-loss weights λ (above ~3 the deep net at lr 0.04 "
                         "oscillates at the edge of stability)", check=reals(0.0),
                         quick=(0.0, 0.5, 1.5), group=_LAB)
+    multi_n: int = option(70, "samples of the multi data (D = 100, theory.md §3b) for the generalisation deficit of "
+                          "late fusion, two-layer late against early fusion (0: skip)", check=integer(lo=0),
+                          group=_DATA)
+    multi_epochs: int = option(1200, "epochs of the multi-data runs", check=integer(lo=10), quick=600,
+                               group=_TRAIN)
     removed_below: float = option(1.1, "t_B/t_A at or below which the unimodal phase counts as removed",
                                   check=real(1.0), group=_LAB)
 
@@ -199,6 +206,34 @@ def run(cfg, execution=None):
                            ratio_closed=_closed(kind, remedy, s, mo, cfg, u0))
                 row.update(_measure(res, mit, data, cfg.removed_below))
                 rows.append(row)
+    if cfg.multi_n:
+        rows += _deficit(cfg, np.random.SeedSequence(cfg.seed).spawn(len(cfg.rhos) + 1)[-1], scale)
+    return rows
+
+
+def _deficit(cfg, ss, scale):
+    """Final E_g of two-layer late fusion under every remedy against early fusion's, on the multi data."""
+    data_ss, late_ss, early_ss = ss.spawn(3)
+    data = multi(n=cfg.multi_n, rng=data_ss)
+    dims = data.in_dims
+    late, early = FusionNet.late(dims, width=cfg.width), FusionNet.early(dims, width=cfg.width)
+    base = train_many(early, data, lr=cfg.lr, epochs=cfg.multi_epochs, w0=early.init("entry", scale, early_ss)[None, :])[0]
+    eg_early = float(base.eg[-1]) if base.usable else np.nan
+    jobs = [(remedy, float(s)) for remedy in REMEDIES for s in _strengths(cfg, remedy)]
+    mits = [_mitigation(remedy, s, 2, cfg.rescale) for remedy, s in jobs]
+    w0 = late.init("entry", scale, late_ss)
+    results = train_many(late, data, lr=cfg.lr, epochs=cfg.multi_epochs, w0=np.repeat(w0[None, :], len(jobs), 0),
+                         mitigation=mits, path="moment")
+    rows = []
+    for (remedy, s), res in zip(jobs, results):
+        nan = np.nan
+        row = dict(net="multi", rho=nan, remedy=remedy, strength=s, message=res.message, status=res.status,
+                   epochs=np.asarray(res.epochs, dtype=float), ratio_closed=nan, t_a=nan, t_b=nan, t_a_map=nan,
+                   t_b_map=nan, mis=nan, mis_map=nan, eg=nan, eg_map=nan, eg_fixed=nan, w=None, w_map=None,
+                   eg_early=eg_early)
+        if res.usable:
+            row.update(eg=float(res.eg[-1]), eg_map=float(exact_map(res, data).eg[-1]))
+        rows.append(row)
     return rows
 
 
@@ -260,6 +295,16 @@ def summary(cfg, rows, _pred):
             if closed:
                 lines.append(f"closed form, {kind} {remedy} (leading order): t_B/t_A within {max(closed):.1%} in "
                              f"{len(closed)} runs, median {np.median(closed):.1%}")
+    deficit = [r for r in rows if r["net"] == "multi" and np.isfinite(r["eg"])]
+    if deficit:
+        lines.append(f"multi data, n = {cfg.multi_n} (theory.md §6.8): final E_g of early fusion "
+                     f"{deficit[0]['eg_early']:.4f}; late fusion's deficit E_g(late) - E_g(early):")
+        for remedy in REMEDIES:
+            group = sorted((r for r in deficit if r["remedy"] == remedy), key=lambda r: r["strength"])
+            lines.append(f"  {remedy:<8}" + ", ".join(f"{r['strength']:g}: {r['eg'] - r['eg_early']:+.4f}"
+                                                    for r in group))
+        dev = max(abs(r["eg_map"] / r["eg"] - 1) for r in deficit)
+        lines.append(f"  exact map from each run's own weights: final E_g within {dev:.1e} (relative)")
     bad = sum(r["status"] not in ("completed", "converged") for r in rows)
     if bad:
         lines.append(f"{bad} of {len(rows)} runs not usable (kept in the table, not drawn)")
@@ -275,7 +320,7 @@ def outputs(cfg, rows, _pred):
                       "t_b_map_epochs": r["t_b_map"], "ratio_map": _ratio(r["t_a_map"], r["t_b_map"]),
                       "ratio_closed": r["ratio_closed"], "misattribution_sim": r["mis"],
                       "misattribution_map": r["mis_map"], "eg_final_sim": r["eg"], "eg_final_map": r["eg_map"],
-                      "eg_fixed_point": r["eg_fixed"],
+                      "eg_fixed_point": r["eg_fixed"], "eg_early_fusion_final": r.get("eg_early", np.nan),
                       "phase_removed": bool(_ratio(r["t_a"], r["t_b"]) <= cfg.removed_below)})
         if r["w"] is not None:
             arrays[f"run{i}_w_tot"] = r["w"]
@@ -285,7 +330,8 @@ def outputs(cfg, rows, _pred):
 
 # --------------------------------------------------------------------------- figure
 _ROWS = (("ratio", r"$t_B/t_A$", "two-layer"), ("mis", "misattribution", "two-layer"),
-         ("eg", r"final $E_g$", "two-layer"), ("ratio", r"$t_B/t_A$", "deep"))
+         ("eg", r"final $E_g$", "two-layer"), ("ratio", r"$t_B/t_A$", "deep"),
+         ("deficit", r"$E_g$(late) $-$ $E_g$(early)", "multi"))
 
 
 def _values(r, what):
@@ -293,6 +339,8 @@ def _values(r, what):
         return _ratio(r["t_a"], r["t_b"]), _ratio(r["t_a_map"], r["t_b_map"]), r["ratio_closed"]
     if what == "mis":
         return r["mis"], r["mis_map"], np.nan
+    if what == "deficit":
+        return r["eg"] - r["eg_early"], r["eg_map"] - r["eg_early"], np.nan
     return r["eg"], r["eg_map"], r["eg_fixed"]
 
 
@@ -304,13 +352,15 @@ def plot(cfg, rows, _pred):
     from matplotlib.lines import Line2D
 
     colors = S.ordered_colors(len(cfg.rhos))
-    fig, axes = S.figure(len(_ROWS), len(REMEDIES), width=2.6, height=1.9, sharex="col")
-    for i, (what, ylabel, kind) in enumerate(_ROWS):
+    panels = [p for p in _ROWS if any(r["net"] == p[2] for r in rows)]
+    fig, axes = S.figure(len(panels), len(REMEDIES), width=2.6, height=1.9, sharex="col")
+    for i, (what, ylabel, kind) in enumerate(panels):
         for j, remedy in enumerate(REMEDIES):
             ax = axes[i, j]
-            for rho, color in zip(cfg.rhos, colors):
-                group = sorted((r for r in usable if r["net"] == kind and r["rho"] == rho and r["remedy"] == remedy),
-                               key=lambda r: r["strength"])
+            series = [(None, S.COLORS["loss"])] if kind == "multi" else list(zip(cfg.rhos, colors))
+            for rho, color in series:
+                group = sorted((r for r in usable if r["net"] == kind and (rho is None or r["rho"] == rho)
+                                and r["remedy"] == remedy), key=lambda r: r["strength"])
                 if not group:
                     continue
                 x = np.array([r["strength"] for r in group])
@@ -320,8 +370,9 @@ def plot(cfg, rows, _pred):
                 if np.any(np.isfinite(cl)):
                     ax.plot(x, cl, linestyle="none", marker="v", markersize=5, markerfacecolor="none",
                             markeredgecolor=color)
-            if what == "ratio":
-                ax.axhline(1.0, color=S.COLORS["level"], linewidth=0.6, linestyle=":", zorder=0)
+            if what in ("ratio", "deficit"):
+                ax.axhline(1.0 if what == "ratio" else 0.0, color=S.COLORS["level"], linewidth=0.6, linestyle=":",
+                           zorder=0)
             if what == "eg":          # E_g spans 0 (rounding, ~1e-30) to O(1): linear below 1e-4
                 top = max([1e-3] + [v for r in usable if r["net"] == kind and r["remedy"] == remedy
                                     for v in _values(r, what) if np.isfinite(v)])
@@ -329,14 +380,18 @@ def plot(cfg, rows, _pred):
                 ax.set_ylim(-1e-5, 2.0 * top)
             if i == 0:
                 ax.set_title(_TITLE[remedy], fontsize="medium")
-            ax.set_xlabel(_XLABEL[remedy] if i == len(_ROWS) - 1 else "")
-            ax.set_ylabel(f"{ylabel}\n({kind})" if j == 0 else "")
+            ax.set_xlabel(_XLABEL[remedy] if i == len(panels) - 1 else "")
+            where = f"multi, n = {cfg.multi_n}" if kind == "multi" else kind
+            ax.set_ylabel(f"{ylabel}\n({where})" if j == 0 else "")
     handles = [Line2D([], [], linestyle="none", marker="o", color=c, alpha=0.6, label=f"ρ = {rho:g}")
                for rho, c in zip(cfg.rhos, colors)]
+    if any(r["net"] == "multi" for r in rows):
+        handles.append(Line2D([], [], linestyle="none", marker="o", color=S.COLORS["loss"], alpha=0.6,
+                              label="multi data (D = 100)"))
     handles += [Line2D([], [], linestyle="none", marker="o", color="0.3", alpha=0.6, label="simulation"),
                 Line2D([], [], label="exact map, own weights", **S.theory_kw("0.3")),
                 Line2D([], [], linestyle="none", marker="v", markerfacecolor="none", markeredgecolor="0.3",
-                       label="closed form (t_B/t_A: leading order;\nE_g: at the fixed point M_*)")]
+                       label="closed form ($t_B/t_A$: leading order;\n$E_g$: at the fixed point $M_*$)")]
     bad = len(rows) - len(usable)
     if bad:
         handles.append(Line2D([], [], linestyle="none", label=f"{bad} of {len(rows)} runs not usable"))
