@@ -11,15 +11,16 @@ first-learned one.
 ``import linfusion`` loads neither numba (the kernels compile or load on the first
 training call) nor scipy.integrate, matplotlib or the optional table packages.
 """
-from . import analysis, data, training
+from . import analysis, data, mitigation, training
 from ._engine import set_threads
 from .architecture import FusionNet
+from .mitigation import Mitigation
 from .training import STATUSES, TrainResult, loss_and_grad, stability_bound, train, train_many
 
 __version__ = "0.1.0"
 
-__all__ = ["FusionNet", "TrainResult", "STATUSES", "train", "train_many", "loss_and_grad", "stability_bound",
-           "set_threads", "data", "analysis", "training", "sweep", "__version__"]
+__all__ = ["FusionNet", "Mitigation", "TrainResult", "STATUSES", "train", "train_many", "loss_and_grad", "stability_bound",
+           "set_threads", "data", "analysis", "training", "mitigation", "sweep", "__version__"]
 
 
 def __getattr__(name):

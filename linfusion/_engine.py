@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import mitigation as _mit
+
 __all__ = ["LOSS_CODES", "STATUS_NAMES", "PATHS", "Records", "graph", "fit", "loss_grad", "set_threads",
            "get_threads", "max_threads", "blas_edges", "sample_layout", "gram_applies", "feature_applies"]
 
@@ -193,12 +195,24 @@ def _pop_record(has_pop, sigma, w_star, n_out, D, Rd):
             _c(w_star, np.float64))
 
 
-def _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, grad_only=False):
+def _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, grad_only=False, scales=None, ogm=None,
+              drop=None, phases=None):
+    """The kernels' Schedule; ``scales`` (R, P) per-parameter rate factors, ``ogm`` (R,) OGM-GE α,
+    ``drop`` = (p (R, K), keep scale (R, K), seed (R,)) of sampled dropout and ``phases`` =
+    (pre-training epochs (R,), pre-trained branches (R, K) 0/1, alternation period (R,)), each None
+    when off (linfusion.mitigation)."""
     K = _kernels()
     data_of = np.arange(R, dtype=np.int64) if n_data > 1 else np.zeros(R, dtype=np.int64)
+    scale = np.zeros((R, 0)) if scales is None else np.asarray(scales, dtype=np.float64).reshape(R, -1)
+    alpha = np.zeros(R) if ogm is None else np.broadcast_to(np.asarray(ogm, dtype=np.float64), (R,))
+    drop = drop or (np.zeros((R, 0)), np.zeros((R, 0)), np.zeros(R))
+    phases = phases or (np.zeros(R), np.zeros((R, 0)), np.zeros(R))
     return K.Schedule(_c(np.broadcast_to(np.asarray(lrs, dtype=np.float64), (R,)), np.float64),
                       _c(np.broadcast_to(np.asarray(wds, dtype=np.float64), (R,)), np.float64),
-                      data_of, int(epochs), int(record_every), float(tol), float(blowup), bool(grad_only))
+                      data_of, int(epochs), int(record_every), float(tol), float(blowup), bool(grad_only),
+                      _c(scale, np.float64), _c(alpha, np.float64), _c(drop[0], np.float64), _c(drop[1], np.float64),
+                      _c(drop[2], np.int64), _c(phases[0], np.int64), _c(phases[1], np.float64),
+                      _c(phases[2], np.int64))
 
 
 def least_squares(sxx, syx, syy):
@@ -230,7 +244,8 @@ def _moment_data(net, moments, fits, pop):
     return K.MomentData(sxx, syx, w_ls, _c(np.einsum("rod,rds->ros", w_ls, sxx) - syx, np.float64),
                         _c(np.array([f[1] for f in fits], dtype=np.float64), np.float64),
                         _c(np.array([0.5 * float(m.syy) for m in moments], dtype=np.float64), np.float64),
-                        _c(live, bool), *pop)
+                        _c(live, bool), *pop, _c(_mit.param_modality(net), np.int64),
+                        _c(np.repeat(np.arange(net.n_modalities), net.in_dims), np.int64))
 
 
 def sample_layout(n, n_comp, itemsize, any_blas):
@@ -415,9 +430,8 @@ def _run(kernel, first, sched, data, rec, state, threads_over_runs):
         f.result()
 
 
-def _sched_subset(sched, idx):
-    return sched._replace(lr=_c(sched.lr[idx], np.float64), wd=_c(sched.wd[idx], np.float64),
-                          data_of=_c(sched.data_of[idx], np.int64))
+def _sched_subset(sched, idx):      # the Schedule of the runs idx (every array field is per run)
+    return sched._replace(**{f: _c(v[idx], v.dtype) for f, v in sched._asdict().items() if isinstance(v, np.ndarray)})
 
 
 @dataclass
@@ -484,7 +498,8 @@ def _drive(kernel, first, sched, data, state, n_out, D, grad_dim, grad_dtype, th
 
 
 def fit(net, path, W, *, datas=None, moments=None, fits=None, lrs, wds, loss, epochs, record_every, tol,
-        has_pop=None, sigma=None, w_star=None, blowup=np.inf, dtype=np.float64, record_cap=None):
+        has_pop=None, sigma=None, w_star=None, blowup=np.inf, dtype=np.float64, record_cap=None, scales=None,
+        ogm=None, drop=None, phases=None):
     """Train the R runs of ``W`` (R, P) on ``path`` and return their :class:`Records`.
 
     Parameters
@@ -510,13 +525,19 @@ def fit(net, path, W, *, datas=None, moments=None, fits=None, lrs, wds, loss, ep
         Arithmetic of the sample path (the other paths always use float64).
     record_cap : int, optional
         First capacity of the record buffers (tests; default from an 8 MiB budget).
+    scales : ndarray of shape (R, P), optional
+        Each parameter's learning-rate factor (moment and sample paths).
+    ogm : ndarray of shape (R,), optional
+        OGM-GE α of each run (moment path; 0: off).
+    drop, phases : optional; sampled dropout (sample path) and schedules (moment path), see :func:`_schedule`.
     """
     K = _kernels()
     R = W.shape[0]
     D, n_out = net.in_dim, net.out_dim
     n_data = len(datas) if datas is not None else len(moments)
     pop = _pop_record(has_pop, sigma, w_star, n_out, D, n_data)
-    sched = _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup)
+    sched = _schedule(R, lrs, wds, n_data, epochs, record_every, tol, blowup, scales=scales, ogm=ogm, drop=drop,
+                      phases=phases)
     if path in ("moment", "gram"):
         moments, fits = _moments(datas, moments, fits)
         data = _moment_data(net, moments, fits, pop)

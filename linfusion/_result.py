@@ -47,7 +47,10 @@ class TrainResult:
     net : FusionNet
     moments : Moments or None
         The empirical moments the run trained on, when the run computed them (moment path);
-        :func:`linfusion.analysis.measure` derives its thresholds from them.
+        :func:`linfusion.analysis.measure` derives its thresholds from them. With expected
+        dropout or auxiliary losses, the modified moments (:mod:`linfusion.mitigation`).
+    mitigation : Mitigation or None
+        The remedies the run applied (:mod:`linfusion.mitigation`).
     """
 
     epochs: np.ndarray
@@ -62,6 +65,7 @@ class TrainResult:
     path: str
     net: FusionNet
     moments: Moments | None = None
+    mitigation: object = None
 
     @property
     def usable(self):

@@ -42,6 +42,7 @@ import warnings
 import numpy as np
 
 from . import _engine
+from . import mitigation as _mit
 from ._result import STATUSES, TrainResult
 from .architecture import INIT_SCHEMES, FusionNet
 from .data import Dataset, Moments, _solve_rows
@@ -160,9 +161,11 @@ def _bound(depth, mo, w_ls):
     return 2.0 / (depth * lam * max(s, 1e-12) ** (2.0 - 2.0 / depth))
 
 
-def _choose_path(net, loss, path, final_weights=True):
+def _choose_path(net, loss, path, final_weights=True, mits=()):
     check_choice("path", path, ("auto",) + _engine.PATHS)
     linear = net.slope == 1.0 and not net.bias and loss == "mse"
+    if any(m is not None for m in mits) and path == "auto":   # the paths that apply remedies
+        return "moment" if linear and not any(m is not None and m.samples_dropout for m in mits) else "sample"
     if path == "moment" and not linear:
         raise ValueError(f"path == 'moment', must be 'sample' or 'auto' for this net (slope {net.slope}, "
                          f"bias {net.bias}, loss {loss!r}): the moment path needs a linear net, no bias and "
@@ -199,11 +202,11 @@ def _spawn(rng, R):
 
 # ---------------------------------------------------------------------- the engine call
 def _run(net, path, W, *, mos, fits, datas, lrs, wds, loss, epochs, record_every, tol, has_pop, sigma,
-         w_star, blowup, dtype=np.float64):
+         w_star, blowup, dtype=np.float64, scales=None, ogm=None, drop=None, phases=None):
     """Train the runs of W (R, P) in place on ``path``; the raw :class:`_engine.Records`."""
     return _engine.fit(net, path, W, moments=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss,
                        epochs=epochs, record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma,
-                       w_star=w_star, blowup=blowup, dtype=dtype)
+                       w_star=w_star, blowup=blowup, dtype=dtype, scales=scales, ogm=ogm, drop=drop, phases=phases)
 
 
 # ---------------------------------------------------------------------- outcome
@@ -252,7 +255,7 @@ def _stall_message(net, data, kind, k, w0):
     return "stalled: " + what + (" (" + "; ".join(hints) + ")" if hints else "") + "."
 
 
-def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blowup):
+def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blowup, mitigation=None):
     """A learning rate that is stable from ``w0``, as a phrase ('try lr <= x (...)'); never inf or NaN.
 
     Halve lr (starting no higher than half the estimated bound near the solution, when the
@@ -276,7 +279,8 @@ def _advise(net, path, data, mo, fit, w0, lr, wd, loss, epochs, k_div, tol, blow
         rec = _run(net, path, W, mos=None if mo is None else [mo], fits=None if fit is None else [fit],
                    datas=[data], lrs=np.array([try_lr]), wds=np.array([wd]), loss=loss, epochs=T,
                    record_every=max(1, T // 256), tol=tol, has_pop=np.array([False]),
-                   sigma=np.zeros((1, D, D)), w_star=np.zeros((1, n_out, D)), blowup=blowup)
+                   sigma=np.zeros((1, D, D)), w_star=np.zeros((1, n_out, D)), blowup=blowup,
+                   **_mit.kernel_args(mitigation, net))     # the same remedies as the diverged run
         m = int(rec.n_rec[0])
         lo = rec.loss[0, :m]
         # stable: finite, and the loss never rises between records beyond rounding (a rate that
@@ -326,7 +330,7 @@ def loss_and_grad(net, data, w, *, loss="mse", path="auto"):
 
 def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
           loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None, blowup=BLOWUP,
-          final_weights=True, dtype=np.float64):
+          final_weights=True, dtype=np.float64, mitigation=None):
     """Train one network by full-batch gradient descent.
 
     Parameters
@@ -366,6 +370,10 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
     dtype : {numpy.float64, numpy.float32}
         Arithmetic of the sample path; the moment, Gram and feature paths always work in
         float64 (their cost does not depend on the number of samples).
+    mitigation : Mitigation, optional
+        Remedies against unimodal bias (per-block learning rates, OGM-GE, expected
+        dropout, auxiliary losses; :mod:`linfusion.mitigation`). With one, ``path='auto'``
+        takes the moment path (linear nets) or the sample path.
 
     Returns
     -------
@@ -394,16 +402,19 @@ def train(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None
     check_rng("rng", rng)
     if w0 is not None:
         w0 = check_array("w0", w0, ndim=1, shape=(net.n_params,))[None, :]
+    if mitigation is not None and not isinstance(mitigation, _mit.Mitigation):
+        raise TypeError(f"mitigation is a {type(mitigation).__name__}, must be one Mitigation or None: train "
+                        "trains one run (train_many takes one per run).")
     results = train_many(net, [data], lr=lr, epochs=epochs, init=init, scale=scale, rng=[rng], w0=w0,
                          loss=loss, weight_decay=weight_decay, record_every=record_every, tol=tol, path=path,
                          align=align, blowup=blowup, final_weights=final_weights, dtype=dtype,
-                         _single=True)
+                         mitigation=mitigation, _single=True)
     return results[0]
 
 
 def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng=None, w0=None,
                loss="mse", weight_decay=0.0, record_every=1, tol=0.0, path="auto", align=None,
-               n_runs=None, blowup=BLOWUP, final_weights=True, dtype=np.float64, _single=False):
+               n_runs=None, blowup=BLOWUP, final_weights=True, dtype=np.float64, mitigation=None, _single=False):
     """Train R networks of one architecture together, in one parallel kernel.
 
     Run r gives exactly (bit for bit) what :func:`train` gives with the same data, initial
@@ -420,7 +431,8 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     w0 : ndarray of shape (R, n_params), optional
         Initial weights; overrides init, scale and rng.
     n_runs : int, optional
-        R when it cannot be inferred from data, lr, rng or w0.
+        R when it cannot be inferred from data, lr, rng, w0 or mitigation.
+    mitigation : Mitigation or sequence of R of them (None entries: none), optional
     Other parameters as in :func:`train`.
 
     Returns
@@ -450,15 +462,18 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     if w0 is not None:
         w0 = check_array("w0", np.atleast_2d(w0), ndim=2, shape=(None, net.n_params))
     sizes = {len(datas)} | ({len(rngs)} if rngs else set()) | ({w0.shape[0]} if w0 is not None else set())
-    sizes |= {_n_values(lr), _n_values(weight_decay)} | ({n_runs} if n_runs else set())
+    sizes |= {_n_values(lr), _n_values(weight_decay), _mit.n_runs(mitigation)} | ({n_runs} if n_runs else set())
     sizes.discard(1)
     if len(sizes) > 1:
-        raise ValueError(f"the numbers of runs implied by data, lr, weight_decay, rng, w0 and n_runs differ "
+        raise ValueError(f"the numbers of runs implied by data, lr, weight_decay, rng, w0, mitigation and n_runs differ "
                          f"({sorted(sizes)}), must agree (or be 1).")
     R = sizes.pop() if sizes else 1
     lrs = _per_run("lr", lr, R, lo=0.0, lo_open=True)
     wds = _per_run("weight_decay", weight_decay, R, lo=0.0)
-    path = _choose_path(net, loss, path, final_weights)
+    mits = _mit.per_run(mitigation, R)
+    path = _choose_path(net, loss, path, final_weights, mits)
+    for m in {id(m): m for m in mits if m is not None}.values():
+        m.check(net, path)
     dtype = np.dtype(dtype)
     if dtype not in (np.float64, np.float32):
         raise ValueError(f"dtype == {dtype.name!r}, must be float64 or float32.")
@@ -472,7 +487,12 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     # default direction of the balanced initialisation.
     need_fit = path == "moment" or (w0 is None and init == "balanced" and align is None)
     mos = [_moments_of(d) for d in datas] if need_fit else None
+    if any(m is not None and m.modifies_moments for m in mits):     # moment path: one data set per run
+        datas = [datas[r if len(datas) > 1 else 0] for r in range(R)]
+        mos = [m.moments(mos[r if len(mos) > 1 else 0], net) if m else mos[r if len(mos) > 1 else 0]
+               for r, m in enumerate(mits)]
     fits = [_least_squares(m) for m in mos] if need_fit else None   # (W_ls, L_min) per data set
+    kargs = _mit.kernel_args(mits, net)                      # scales, ogm, drop, phases (or None)
 
     def of_run(items, r):
         return items[r if len(items) > 1 else 0]
@@ -508,7 +528,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
     w_star = np.stack([d.w_star if p else np.zeros((n_out, D)) for d, p in zip(datas, has_pop)])
     rec = _run(net, path, W, mos=mos, fits=fits, datas=datas, lrs=lrs, wds=wds, loss=loss, epochs=epochs,
                record_every=record_every, tol=tol, has_pop=has_pop, sigma=sigma, w_star=w_star, blowup=blowup,
-               dtype=dtype)
+               dtype=dtype, **kargs)
     results = []
     for r in range(R):
         m = int(rec.n_rec[r])
@@ -532,7 +552,7 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
                         "initial weights or rescale the data.")
             else:
                 msg += _advise(net, path, d_r, mo_r, fit_r, W0[r], float(lrs[r]), float(wds[r]), loss, epochs,
-                               k_div, tol, blowup) + "."
+                               k_div, tol, blowup, mits[r]) + "."
         elif st == "converged":
             msg = f"converged: loss {lo[-1]:.3g} < tol {tol:g} at epoch {ep[-1]}."
         else:
@@ -554,5 +574,5 @@ def train_many(net, data, *, lr=0.04, epochs=1000, init="entry", scale=None, rng
             w_tot=[wt[:, :, sl].copy() for sl in net.in_slices],
             eg=rec.eg[r, :m].copy() if of_run(has_pop, r) else None,
             w=None if path == "gram" else W[r].copy(), w0=W0[r], status=st, message=msg, lr=float(lrs[r]), path=path, net=net,
-            moments=mo_r))
+            moments=mo_r, mitigation=mits[r]))
     return results

@@ -17,6 +17,8 @@ Conventions (THEORY.md §2, §4 and the engine's docstrings):
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 __all__ = ["Weights", "read_weights", "forward", "loss_value", "loss_and_grad", "gd_step",
@@ -281,3 +283,127 @@ def max_rel(a, b):
     assert a.shape == b.shape, (a.shape, b.shape)
     scale = np.max(np.abs(b))
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a - b)))
+
+
+# ---------------------------------------------------------------------- mitigations (theory.md §11)
+def ogm_from_samples(net, w, xs, y, alpha):
+    """OGM-GE coefficients per modality, from the samples and the rule as stated.
+
+    Score of modality k: the loss reduction its contribution ŷ_k = W_k^tot x_k alone achieves,
+    ½<|y|²> − ½<|y − ŷ_k|²>; dominant d = first maximum; rho = s_d / mean of the others
+    (inf if that mean <= 0 < s_d); coefficient 1 − tanh(α rho) on d if rho > 1, else 1.
+    """
+    wt = w_tot(net, w)
+    scores = []
+    for k, x in enumerate(xs):
+        yk = x @ wt[k].T
+        scores.append(0.5 * np.mean(np.sum(y * y, axis=1)) - 0.5 * np.mean(np.sum((y - yk) ** 2, axis=1)))
+    coef = np.ones(len(scores))
+    if alpha == 0:
+        return coef
+    d = int(np.argmax(scores))
+    if scores[d] <= 0:
+        return coef
+    rest = np.mean([s for j, s in enumerate(scores) if j != d])
+    rho = scores[d] / rest if rest > 0 else np.inf
+    if rho > 1:
+        coef[d] = 1 - np.tanh(alpha * rho)
+    return coef
+
+
+def block_rates(net, lr_scales):
+    """Per-parameter learning-rate factors: the block's scale (default 1) times its modality's
+    OGM coefficient (shared blocks: 1), by reading ``net.layout``."""
+    s = np.ones(net.n_params)
+    for off, rows, cols, mod, layer, kind in np.asarray(net.layout):
+        name = ("W" if kind == 0 else "b") + str(layer) + (f"_{mod}" if mod >= 0 else "")
+        s[off:off + rows * cols] = lr_scales.get(name, 1.0)
+    return s
+
+
+def train_mitigated_reference(net, w0, xs, y, lr, epochs, lr_scales=None, ogm_alpha=0.0, weight_decay=0.0,
+                              gates=None):
+    """Plain GD with per-block rates and OGM-GE: w ← w − lr s (κ g + λ w); records as train_reference,
+    plus the OGM coefficients used at every update (``coef``, (epochs, K)). ``gates(k)`` -> (K,) 0/1:
+    the branches that learn at epoch k (shared blocks always learn)."""
+    w = np.array(w0, dtype=float)
+    s = block_rates(net, lr_scales or {})
+    mod = np.full(net.n_params, -1)
+    for off, rows, cols, m, layer, kind in np.asarray(net.layout):
+        mod[off:off + rows * cols] = m
+    losses, wtots, coefs = [], [], []
+    for k in range(epochs + 1):
+        value, g = loss_and_grad(net, w, xs, y)
+        losses.append(value)
+        wtots.append(np.concatenate(w_tot(net, w), axis=1))
+        if k == epochs:
+            break
+        c = ogm_from_samples(net, w, xs, y, ogm_alpha)
+        coefs.append(c)
+        kap = np.where(mod >= 0, c[np.maximum(mod, 0)], 1.0)
+        on = np.ones(net.n_params) if gates is None else np.where(mod >= 0, np.asarray(gates(k))[np.maximum(mod, 0)], 1.0)
+        w = w - lr * on * s * (kap * g + weight_decay * w)
+    return dict(loss=np.array(losses), w_tot=np.array(wtots), w=w, coef=np.array(coefs))
+
+
+def expected_dropout_loss_and_grad(net, w, xs, y, p, rescale=True):
+    """Loss and gradient averaged over every dropout mask (modality k dropped with probability p[k],
+    kept ones multiplied by 1/(1 − p[k]) when ``rescale``): an exact enumeration of 2^K masks."""
+    K = len(xs)
+    total, grad = 0.0, np.zeros(net.n_params)
+    for mask in itertools.product((0, 1), repeat=K):
+        prob = np.prod([(1 - p[k]) if mask[k] else p[k] for k in range(K)])
+        if prob == 0:
+            continue
+        xm = [x * (mask[k] / (1 - p[k]) if rescale else mask[k]) for k, x in enumerate(xs)]
+        value, g = loss_and_grad(net, w, xm, y)
+        total += prob * value
+        grad += prob * g
+    return total, grad
+
+
+def auxiliary_loss(net, w, xs, y, weight):
+    """Fused loss plus λ_k · ½<|y − W_k^tot x_k|²> for every modality k (linear nets)."""
+    value, _ = loss_and_grad(net, w, xs, y)
+    wt = w_tot(net, w)
+    for k, x in enumerate(xs):
+        value += weight[k] * 0.5 * np.mean(np.sum((y - x @ wt[k].T) ** 2, axis=1))
+    return value
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def dropout_uniform(seed, epoch, sample, modality):
+    """The sampled-dropout generator as documented (nested splitmix64 finalisers), in Python integers."""
+    z = _mix64((seed + 0x9E3779B97F4A7C15) & _M64)
+    z = _mix64(z ^ epoch)
+    z = _mix64(z ^ sample)
+    z = _mix64(z ^ modality)
+    return (z >> 11) / 9007199254740992.0
+
+
+def train_sampled_dropout_reference(net, w0, xs, y, lr, epochs, p, seed, rescale=True, weight_decay=0.0):
+    """Plain GD whose epoch-e inputs have modality k of sample i dropped when dropout_uniform(seed, e, i, k) < p[k]
+    (kept ones times 1/(1 − p[k]) when ``rescale``); returns the final weights and the recorded losses."""
+    w = np.array(w0, dtype=float)
+    n = xs[0].shape[0]
+    losses = []
+    for e in range(epochs + 1):
+        xm = []
+        for k, x in enumerate(xs):
+            keep = np.array([0.0 if dropout_uniform(seed, e, i, k) < p[k] else
+                             (1.0 / (1.0 - p[k]) if rescale else 1.0) for i in range(n)])
+            xm.append(x * keep[:, None])
+        value, g = loss_and_grad(net, w, xm, y)
+        losses.append(value)
+        if e == epochs:
+            break
+        w = w - lr * (g + weight_decay * w)
+    return dict(w=w, loss=np.array(losses))

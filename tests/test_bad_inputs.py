@@ -100,6 +100,12 @@ API = [
                                             [np.ones((2, 1))] * 2, [np.ones((1, 2))] * 2), ValueError, ["lr"]),
     ("predict data", lambda: theory.predict(RUN, D.toy(ratio=3.0, n=64, rng=5)), ValueError, ["data"]),
     ("diagnose rows", lambda: theory.diagnose([np.ones((5, 1)), np.ones((6, 1))], np.ones(5)), ValueError, ["xs[1]"]),
+    # mitigation
+    ("mitigation ogm nan", lambda: lf.Mitigation(ogm_alpha=float("nan")), ValueError, ["ogm_alpha"]),
+    ("mitigation block name", lambda: lf.train(NET, TOY, epochs=1, mitigation=lf.Mitigation(lr_scales={"W9": 2.0})),
+     ValueError, ["lr_scales", "W9"]),
+    ("mitigation per-run count", lambda: lf.train_many(NET, [TOY, TOY], epochs=1, mitigation=[lf.Mitigation()] * 3),
+     ValueError, ["mitigation"]),
     # sweeps
     ("grid empty axis", lambda: sweep.grid(rho=[]), ValueError, ["rho"]),
     ("sweep config key", lambda: sweep.run_sweep([{"rhoo": 0.1}], workers=1, progress=False), ValueError, ["rhoo"]),
@@ -167,6 +173,7 @@ CLI = [
     ("init_sweep", ["--values", "0,0.1"], ["--values"]),
     ("many_modalities", ["--lr", "-1"], ["--lr"]),
     ("diagnose", ["--data", "NOPE.npz"], ["--data"]),
+    ("mitigation", ["--dropout", "0.5,1.0"], ["--dropout"]),
 ]
 
 

@@ -16,6 +16,11 @@ shape (n_rec, 1, d_k) like the run's, the loss and, for data with population sta
 the generalisation error ``eg``. Anything else (ReLU or biases, other losses, several
 outputs, deep nets with vector inputs or unaligned weights) raises a ValueError that says
 what is supported.
+
+A run trained with a ``linfusion.Mitigation`` (theory.md §11) is predicted with its remedies:
+its per-block rates and OGM-GE strength go to the map, and expected dropout and auxiliary
+losses become the modified moments of :mod:`theory.mitigation` (the data's population
+statistics still give ``eg``). Schedules and sampled dropout have no exact map here.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from linfusion.validation import check_choice
 
 from ._checks import _check_wd
 from .dynamics import Trajectory, chain_map, gram_map
+from .mitigation import auxiliary_moments, dropout_moments
 
 __all__ = ["Prediction", "predict"]
 
@@ -106,6 +112,30 @@ def _moments_of(data):
         raise TypeError(f"data is a {type(data).__name__}, must be the run's linfusion.data.Dataset "
                         "or its Moments.")
     return mo.sxx, np.atleast_2d(mo.syx), mo.syy, pop[0], pop[1]
+
+
+def _remedies(run, net, data, sigma, syx, syy, lr_scales, ogm_alpha):
+    """The moments and map arguments of a run's ``linfusion.Mitigation`` (theory.md §11); explicit
+    ``lr_scales`` / ``ogm_alpha`` win. Moments already modified (``run.moments`` passed as data) are kept."""
+    mit = getattr(run, "mitigation", None)
+    if mit is None:
+        return sigma, syx, syy, lr_scales, ogm_alpha
+    if mit.schedule or mit.samples_dropout:
+        raise ValueError(f"run.mitigation == {mit!r}, must have no schedule (pretrain, alternate) and no sampled "
+                         "dropout for predict: they have no exact map.")
+    if lr_scales is None and mit.lr_scales:
+        lr_scales = dict(mit.lr_scales)
+    if ogm_alpha is None and mit.ogm_alpha > 0.0:
+        ogm_alpha = mit.ogm_alpha
+    if mit.modifies_moments and not (hasattr(data, "sxx") and np.array_equal(data.sxx, getattr(run.moments, "sxx", None))):
+        dims = net.in_dims
+        if mit.dropout_kind == "expected" and np.any(np.asarray(mit.dropout) != 0.0):
+            p = np.broadcast_to(np.asarray(mit.dropout, dtype=float), (len(dims),))
+            sigma, syx, syy = dropout_moments(sigma, syx, syy, dims, p, mit.dropout_rescale)
+        if np.any(np.asarray(mit.aux_weight) != 0.0):
+            lam = np.broadcast_to(np.asarray(mit.aux_weight, dtype=float), (len(dims),))
+            sigma, syx, syy = auxiliary_moments(sigma, syx, syy, dims, lam)
+    return sigma, syx, syy, lr_scales, ogm_alpha
 
 
 def _check_run(run):
@@ -205,6 +235,7 @@ def predict(run, data, *, weight_decay=0.0, lr_scales=None, ogm_alpha=None, cros
     _check_net(net)
     weight_decay = _check_wd(weight_decay)
     sigma, syx, syy, sigma_pop, w_star = _moments_of(data)
+    sigma, syx, syy, lr_scales, ogm_alpha = _remedies(run, net, data, sigma, syx, syy, lr_scales, ogm_alpha)
     if sigma.shape != (net.in_dim, net.in_dim) or syx.shape != (1, net.in_dim):
         raise ValueError(f"data has moments of shapes {sigma.shape} and {syx.shape}, must be "
                          f"({net.in_dim}, {net.in_dim}) and (1, {net.in_dim}) for run.net (in_dims {net.in_dims}).")

@@ -21,8 +21,15 @@ _AXPY_MIN = 8   # below this many columns, a block is read transposed (see fill_
 Net = namedtuple("Net", "nodes edges n_in n_comp slope bias loss")
 #: What to run. lr, wd : (R,) float64; data_of : (R,) int64, each run's data set; n_epochs,
 #: record_every : int; tol, blowup : float; grad_only : bool (evaluate the loss and gradient
-#: at the current weights into Records.grad, no update).
-Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only")
+#: at the current weights into Records.grad, no update); scale (R, P) float64: each
+#: parameter's learning-rate factor (no columns: all 1, the fused update); ogm (R,) float64:
+#: OGM-GE α (0: off; moment path only, see :mod:`linfusion.mitigation`); drop (R, K) float64:
+#: sampled dropout probability of each modality (no columns: off; sample path only), keep_scale
+#: (R, K) float64: the factor of kept inputs, seed (R,) int64: the masks' seed; pre_epochs (R,)
+#: int64, pre_mask (R, K) float64 (1: the branch learns while pre-training; no columns: off),
+#: alt_period (R,) int64 (0: off): schedules of the moment path (see :func:`_passes._gates`).
+Schedule = namedtuple("Schedule", "lr wd data_of n_epochs record_every tol blowup grad_only scale ogm drop "
+                      "keep_scale seed pre_epochs pre_mask alt_period")
 #: Records of R runs with room for ``cap`` entries each. epoch (R, cap) int64, loss (R, cap),
 #: w_tot (R, cap, out, D), eg (R, cap), n_rec (R,) int64 (entries written), status (R,) int64,
 #: k (R,) int64 (in: the epoch the weights are at; out: the epoch reached), limit (R,)
@@ -33,7 +40,9 @@ Records = namedtuple("Records", "epoch loss w_tot eg n_rec status k limit grad")
 #: node can be nonzero.
 #: Every data record ends with the population statistics for E_g: has_pop (Rd,) bool,
 #: sigma (Rd, D, D), w_star (Rd, out, D) (flat: numba's parallel loops take no nested records).
-MomentData = namedtuple("MomentData", "sxx syx w_ls g0 loss_min half_syy live has_pop sigma w_star")
+#: The moment data also carry pmod (P,) int64, the modality whose branch each parameter lies
+#: on (-1: shared), and cmod (D,) int64, the modality of each input column (OGM-GE scores).
+MomentData = namedtuple("MomentData", "sxx syx w_ls g0 loss_min half_syy live has_pop sigma w_star pmod cmod")
 #: Sample-path data: x (Rd, n*D), y (Rd, n*out) chunk-blocked (chunk c = samples
 #: chunk_lo[c]:chunk_lo[c+1] starts at element D*chunk_lo[c] of x, node blocks of m rows
 #: inside it); group g = chunks group_lo[g]:group_lo[g+1]; inv_n = 1/n; half_syy (Rd,).

@@ -303,3 +303,38 @@ def _record(rows, i, k, loss, wtot, has_pop, sigma, w_star):
     egs[i] = _gen_error(wtot, sigma, w_star) if has_pop else np.nan
 
 
+@_inner
+def _scaled(sched, r):
+    """Run r needs the separate update: some rate factor differs from 1, or OGM-GE is on.
+
+    A run whose factors are all 1 keeps the fused update, so that it gives the same bits
+    alone as inside a batch with mitigated runs.
+    """
+    if sched.scale.shape[1] == 0:
+        return False
+    if sched.ogm[r] != 0.0 or sched.alt_period[r] > 0 or (sched.pre_epochs[r] > 0 and sched.pre_mask.shape[1] > 0):
+        return True
+    for i in range(sched.scale.shape[1]):
+        if sched.scale[r, i] != 1.0:
+            return True
+    return False
+
+
+@_inner
+def _gates(sched, r, k, gate):
+    """gate (K,): 1 for the branches that learn at epoch k, 0 for the frozen ones (schedules).
+
+    Pre-training: for k < pre_epochs[r] only the branches with pre_mask[r] = 1. Then, with
+    alt_period[r] = T > 0, only branch ((k − pre_epochs) // T) mod K. Shared blocks always learn.
+    """
+    n_mod = gate.shape[0]
+    pre = sched.pre_epochs[r] if sched.pre_mask.shape[1] > 0 else 0
+    for j in range(n_mod):
+        gate[j] = 1.0
+    if k < pre:
+        for j in range(n_mod):
+            gate[j] = sched.pre_mask[r, j]
+    elif sched.alt_period[r] > 0:
+        on = ((k - pre) // sched.alt_period[r]) % n_mod
+        for j in range(n_mod):
+            gate[j] = 1.0 if j == on else 0.0

@@ -1,9 +1,50 @@
 """The moment path: linear nets with squared loss, trained from Σxx, Σyx, <|y|²> (theory.md §6.10)."""
+import math
+
 import numpy as np
 from numba import njit
 
 from ._base import KIND_INPUT, N_COL, N_KIND, N_UNITS, fill_transposes
-from ._passes import _decide, _first_due, _limit, _moment_loss, _record, _run_records, backward, forward
+from ._passes import _decide, _gates, _scaled, _first_due, _limit, _moment_loss, _record, _run_records, backward, forward
+
+
+@njit(cache=True, no_cpython_wrapper=True)
+def ogm_coefficients(wtot, sxx, syx, cmod, alpha, score, kap):
+    """OGM-GE coefficients kap (K,) of the state W_tot (out, D) (theory.md §11; the rule of theory._modulation).
+
+    s_k = tr(Σyx,k W_kᵀ) − ½ tr(W_k Σkk W_kᵀ); the dominant modality d (largest score, lowest
+    index on ties) gets 1 − tanh(α rho), rho = s_d / mean_{j≠d} s_j, when rho > 1 (rho = inf
+    when that mean is <= 0 < s_d); every other coefficient is 1; nothing when s_d <= 0.
+    """
+    n_mod = kap.shape[0]
+    n_out, D = wtot.shape
+    for k in range(n_mod):
+        kap[k] = 1.0
+        score[k] = 0.0
+    if alpha == 0.0:
+        return
+    for o in range(n_out):
+        for i in range(D):
+            k = cmod[i]
+            quad = 0.0
+            for j in range(D):
+                if cmod[j] == k:
+                    quad += sxx[i, j] * wtot[o, j]
+            score[k] += wtot[o, i] * (syx[o, i] - 0.5 * quad)
+    d = 0
+    for k in range(1, n_mod):
+        if score[k] > score[d]:
+            d = k
+    if not score[d] > 0.0:
+        return
+    rest = 0.0
+    for k in range(n_mod):
+        if k != d:
+            rest += score[k]
+    rest /= n_mod - 1
+    rho = score[d] / rest if rest > 0.0 else np.inf
+    if rho > 1.0:
+        kap[d] = 1.0 - math.tanh(alpha * rho)
 
 
 # ---------------------------------------------------------------------- moment path
@@ -39,6 +80,13 @@ def train_moment(net, sched, data, rec, W):
     none = np.empty(0)                         # no input errors / no gradient
     yes, no = R > 0, R < 0                      # runtime booleans (see _inner)
     cap = rec.loss.shape[1]
+    n_mod = 1
+    for i in range(D):
+        n_mod = max(n_mod, data.cmod[i] + 1)
+    gbuf = np.zeros(P if sched.scale.shape[1] > 0 else 0)
+    score = np.zeros(n_mod)
+    kap = np.ones(n_mod)
+    gate = np.ones(n_mod)
     if by_error:                                # backward seed: the identity (out x out)
         for i in range(m):
             for o in range(n_out):
@@ -53,9 +101,10 @@ def train_moment(net, sched, data, rec, W):
     for r in range(R):
         q = sched.data_of[r]
         w = W[r]
-        target = rec.grad[r] if sched.grad_only else w
-        coef = 1.0 if sched.grad_only else -sched.lr[r]
-        decay = 0.0 if sched.grad_only else sched.lr[r] * sched.wd[r]
+        scaled = _scaled(sched, r)              # per-parameter rates or OGM: gradient, then update
+        target = rec.grad[r] if sched.grad_only else (gbuf if scaled else w)
+        coef = 1.0 if sched.grad_only or scaled else -sched.lr[r]
+        decay = 0.0 if sched.grad_only or scaled else sched.lr[r] * sched.wd[r]
         sxx, g0, w_ls, loss_min, half = data.sxx[q], data.g0[q], data.w_ls[q], data.loss_min[q], data.half_syy[q]
         has_pop, sigma, w_star = data.has_pop[q], data.sigma[q], data.w_star[q]
         rows = _run_records(rec, r)
@@ -88,6 +137,9 @@ def train_moment(net, sched, data, rec, W):
                 nr += 1
             if st >= 0 and not sched.grad_only:
                 break
+            if scaled:
+                for i in range(P):
+                    gbuf[i] = 0.0
             if by_error:                        # send G forward, then the outer products
                 for j in range(last + 1):
                     if nodes[j, N_KIND] == KIND_INPUT:
@@ -104,6 +156,14 @@ def train_moment(net, sched, data, rec, W):
                 backward(w, wt, net, xin, A, Dl, none, m, live, target, coef, decay, yes, 1.0)
             if sched.grad_only:
                 break
+            if scaled:                          # w ← w − η s_p (κ_k g + λ w)   (κ: OGM-GE, theory.md §11)
+                ogm_coefficients(wtot, sxx, data.syx[q], data.cmod, sched.ogm[r], score, kap)
+                _gates(sched, r, k, gate)       # schedules: frozen branches keep their weights
+                lr, wd = sched.lr[r], sched.wd[r]
+                for i in range(P):
+                    mk = data.pmod[i]
+                    kp, on = (kap[mk], gate[mk]) if mk >= 0 else (1.0, 1.0)
+                    w[i] -= lr * on * sched.scale[r, i] * (kp * gbuf[i] + wd * w[i])
             k += 1
         rec.status[r], rec.n_rec[r], rec.limit[r], rec.k[r] = st, nr, lim, k
 

@@ -3,8 +3,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._base import E_BLAS, E_COLS, E_DST, E_OFF, E_ROWS, E_SRC, KIND_HIDDEN, KIND_INPUT, N_BIAS, N_COL, N_KIND, N_UNITS, _axpy, _copy, _dot, _inner, _node_fm, _sum, fill_transposes
-from ._passes import _decide, _first_due, _limit, _output_error, _record, _run_records, end_to_end
+from ._base import E_BLAS, E_COLS, E_DST, E_OFF, E_ROWS, E_SRC, KIND_HIDDEN, KIND_INPUT, N_BIAS, N_COL, N_KIND, N_UNITS, _axpy, _copy, _dot, _inner, _node_fm, _sum, _tiny, fill_transposes
+from ._passes import _decide, _scaled, _first_due, _limit, _output_error, _record, _run_records, end_to_end
 
 
 # ---------------------------------------------------------------------- sample path
@@ -179,21 +179,68 @@ def backward_fm(w, net, xin, A, Dl, m, T, g, first):
                                 Dl[jb + r * m:jb + (r + 1) * m], dsrc, a, slope)
 
 
+@_tiny
+def _mix(z):
+    """splitmix64's finaliser (uint64 -> uint64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 @_inner
-def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, g, want_grad):
+def dropout_uniform(seed, epoch, sample, modality):
+    """A uniform number in [0, 1) that depends only on (seed, epoch, sample, modality).
+
+    Counter-based (nested splitmix64 finalisers of the four integers), so a mask is the same
+    whatever the threads, groups or batch; modality k of sample i is dropped at an epoch when
+    this number is < p_k.
+    """
+    z = _mix(np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15))
+    z = _mix(z ^ np.uint64(epoch))
+    z = _mix(z ^ np.uint64(sample))
+    z = _mix(z ^ np.uint64(modality))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@_inner
+def _masked_chunk(net, sched, r, epoch, xin, s0, m, A):
+    """A copy of a chunk's inputs with run r's sampled modality dropout applied, in A's free tail."""
+    D = net.n_in
+    xs = A[A.shape[0] - D * m:]
+    for i in range(D * m):
+        xs[i] = xin[i]
+    for k in range(sched.drop.shape[1]):
+        p = sched.drop[r, k]
+        if p == 0.0:
+            continue
+        c0, units = net.nodes[k, N_COL], net.nodes[k, N_UNITS]       # input node k: modality k
+        keep = xs.dtype.type(sched.keep_scale[r, k])
+        for s in range(m):
+            f = xs.dtype.type(0.0) if dropout_uniform(sched.seed[r], epoch, s0 + s, k) < p else keep
+            for j in range(units):
+                xs[m * c0 + j * m + s] *= f
+    return xs
+
+
+@_inner
+def _group_loss_grad(w, wt, net, data, q, grp, A, Dl, T, g, want_grad, sched, r, epoch):
     """Loss (float64, times 1/n) and, if ``want_grad``, gradient (into g) of one sample group.
 
-    g must be zero on entry. A, Dl, T : this thread's scratch.
+    g must be zero on entry. A, Dl, T : this thread's scratch (A with room for a masked chunk
+    at its end when run r has sampled dropout, ``sched.drop``).
     """
     D = net.n_in
     n_out = net.nodes[net.nodes.shape[0] - 1, N_UNITS]
     oc = net.nodes[net.nodes.shape[0] - 1, N_COL]
     total = 0.0
     c_first = data.group_lo[grp]
+    masked = sched.drop.shape[1] > 0
     for c in range(c_first, data.group_lo[grp + 1]):
         s0, s1 = data.chunk_lo[c], data.chunk_lo[c + 1]
         m = s1 - s0
         xin = data.x[q, D * s0:D * s1]
+        if masked:
+            xin = _masked_chunk(net, sched, r, epoch, xin, s0, m, A)
         yc = data.y[q, n_out * s0:n_out * s1]                   # (out, m) feature-major
         forward_fm(w, net, xin, A, m, T)
         for o in range(n_out):
@@ -221,7 +268,7 @@ def _sample_task(item, G, active, kr, net, sched, data, W, WT, SA, SD, ST, GG, L
         g[i] = 0.0
     want = sched.grad_only or kr[r] < sched.n_epochs
     LL[item] = _group_loss_grad(W[r], WT[r], net, data, sched.data_of[r], item % G, SA[t], SD[t], ST[t],
-                                g, want)
+                                g, want, sched, r, kr[r])
 
 
 @njit(cache=True, parallel=True, no_cpython_wrapper=True)
@@ -264,7 +311,8 @@ def train_sample(net, sched, data, rec, W):
     dt = W.dtype
     n_thr = numba.config.NUMBA_NUM_THREADS
     m_rows = max(m_max, n_out)
-    SA = np.empty((n_thr, m_rows * net.n_comp), dtype=dt)
+    extra = D * m_max if sched.drop.shape[1] > 0 else 0     # room for a masked chunk (sampled dropout)
+    SA = np.empty((n_thr, m_rows * net.n_comp + extra), dtype=dt)
     SD = np.zeros((n_thr, m_rows * net.n_comp), dtype=dt)
     ST = np.empty((n_thr, max(t_size, 1)), dtype=dt)
     WT = np.empty((R, P), dtype=dt)
@@ -326,6 +374,10 @@ def train_sample(net, sched, data, rec, W):
             w = W[r]
             lr = dt.type(sched.lr[r])
             wd = dt.type(sched.wd[r])
-            for i in range(P):
-                w[i] -= lr * (GRAD[i] + wd * w[i])
+            if _scaled(sched, r):                   # per-parameter rates (linfusion.mitigation)
+                for i in range(P):
+                    w[i] -= lr * dt.type(sched.scale[r, i]) * (GRAD[i] + wd * w[i])
+            else:
+                for i in range(P):
+                    w[i] -= lr * (GRAD[i] + wd * w[i])
             kr[r] += 1
