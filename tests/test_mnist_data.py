@@ -80,6 +80,7 @@ def test_bundled_subset():
     assert d.x_train.shape == (4000, 28, 28) and d.x_test.shape == (1000, 28, 28)
     np.testing.assert_array_equal(np.bincount(d.y_test), np.full(10, 100))
     np.testing.assert_array_equal(np.bincount(d.y_train), np.full(10, 400))
+    np.testing.assert_array_equal(d.y_test[:20], np.tile(np.arange(10), 2))      # prefixes are balanced
     assert d.x_train.min() == pytest.approx(-0.1307 / 0.3081, rel=1e-5)
     assert d.x_train.max() == pytest.approx((1 - 0.1307) / 0.3081, rel=1e-5)
 
