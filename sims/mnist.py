@@ -169,6 +169,13 @@ def _loss_rel(res):
     return res.train_loss / res.train_loss[0]
 
 
+def _line(key, color):
+    """A&B is drawn narrower, on top: it often runs under A only."""
+    if key == "both":
+        return S.sim_kw(color, linewidth=1.3, alpha=1.0, zorder=3)
+    return S.sim_kw(color)
+
+
 def plot(cfg, result, prediction):
     """One panel per fusion layer: loss / initial loss and the three test accuracies against epoch."""
     from matplotlib.ticker import MaxNLocator
@@ -182,7 +189,7 @@ def plot(cfg, result, prediction):
     for ax, lf, res in zip(axes[0], result["fuse_depths"], runs):
         ax.plot(res.epochs, _loss_rel(res), **S.sim_kw(S.COLORS["loss"]))
         for key in res.accuracy:
-            ax.plot(res.eval_epochs, res.accuracy[key], **S.sim_kw(colors[key]))
+            ax.plot(res.eval_epochs, res.accuracy[key], **_line(key, colors[key]))
         state = "" if res.usable else f" ({res.status})"
         ax.set_title(rf"$L_f = {lf}$" + state)
         ax.set_xlim(0, cfg.epochs)
@@ -192,7 +199,7 @@ def plot(cfg, result, prediction):
     axes[0, 0].set_ylabel("loss / initial loss, accuracy")
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], label="train loss / initial", **S.sim_kw(S.COLORS["loss"]))]
-    handles += [Line2D([], [], label=f"test accuracy {EVAL_LABELS[key]}", **S.sim_kw(colors[key]))
+    handles += [Line2D([], [], label=f"test accuracy {EVAL_LABELS[key]}", **_line(key, colors[key]))
                 for key in runs[0].accuracy]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles) if k >= 3 else 2)
     name = cfg.model.upper()

@@ -246,3 +246,39 @@ def test_divergence_is_reported_not_measured():
     assert "non-finite loss" in r.message
     assert np.all(np.isfinite(r.w))
     assert np.isnan(r.train_loss[-1]) and np.isnan(r.accuracy["both"][-1])
+
+
+@pytest.mark.parametrize("spec", [NETS[1], NETS[4]], ids=["dense", "conv"])
+def test_one_sgd_step_agrees_with_pytorch(spec):
+    """The same step in PyTorch (the original's layer order, our initial weights copied in)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    net = ClassifierNet(image=(9, 8), classes=4, **spec)
+    rng = np.random.default_rng(5)
+    w = net.init("torch", rng, dtype=np.float64)
+    xa, xb, y = rng.normal(size=(6, 9, 8)), rng.normal(size=(6, 9, 8)), rng.integers(0, 4, 6)
+    eng = Engine(net, np.float64, w)
+    loss = eng.step((xa, xb), y, 0.1)
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in net.unpack(w.copy()).items()}
+    conv = net.kind == "conv"
+
+    def layer(h, name):
+        if conv:
+            return F.conv2d(h, p[name + ".weight"], p[name + ".bias"])
+        return F.linear(h, p[name + ".weight"], p[name + ".bias"])
+
+    ta, tb = torch.tensor(xa), torch.tensor(xb)
+    ta, tb = (ta[:, None], tb[:, None]) if conv else (ta.flatten(1), tb.flatten(1))
+    for lay in range(1, net.fuse_depth):
+        ta, tb = F.relu(layer(ta, f"encodeA_{lay}")), F.relu(layer(tb, f"encodeB_{lay}"))
+    h = layer(torch.cat((ta, tb), 1), "fuse")
+    for lay in range(net.fuse_depth + 1, net.depth + 1):
+        h = layer(F.relu(h), f"decode_{lay - 1}")
+    if conv:
+        h = F.linear(torch.flatten(F.max_pool2d(F.relu(h), 2), 1), p["fc.weight"], p["fc.bias"])
+    tloss = F.cross_entropy(h, torch.tensor(y))
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), rel=1e-12)
+    ours = net.unpack(eng.w)
+    for k, v in p.items():
+        np.testing.assert_allclose(ours[k], (v - 0.1 * v.grad).detach().numpy(), rtol=1e-10, atol=1e-12)
