@@ -9,7 +9,9 @@ initial weights (ours, copied into the torch modules) and take the same pre-corr
 batches in the same order, so one epoch is the same 5 SGD steps; the corruption and the
 shuffling are outside the timing. Each side runs in its own process (``torch.set_num_threads``
 and ``OPENBLAS_NUM_THREADS`` = ``--threads``). Per-epoch time: median over ``--epochs`` epochs
-after one warm-up epoch; the processes alternate sides to share the machine's load evenly.
+after one warm-up epoch (the CPU time of the process, all threads, is printed beside it: on a
+shared machine the wall time is only meaningful when the load average stays below 1); the
+processes alternate sides to share the machine's load evenly.
 Before timing, one float64 step on both sides is compared (loss and updated weights).
 
 GFlop/s counts 2·m·n·k per product and forward + backward = 3 × forward.
@@ -139,12 +141,13 @@ def _torch_side(model, dtype, epochs, w0):
 
 def _time(epoch, epochs):
     epoch()                                           # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(epochs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         epoch()
         times.append(time.perf_counter() - t)
-    return times
+        cpu.append(time.process_time() - c)
+    return times, cpu
 
 
 def _check(model):
@@ -175,10 +178,10 @@ def worker(side, model, dtype, epochs, threads):
     if side == "torch":
         import torch
         torch.set_num_threads(threads)
-        times, _ = _torch_side(model, dtype, epochs, w0)
+        (times, cpu), _ = _torch_side(model, dtype, epochs, w0)
     else:
-        times, _ = _numpy_side(model, dtype, epochs, w0)
-    return {"times": times, "cpu_threads": threads}
+        (times, cpu), _ = _numpy_side(model, dtype, epochs, w0)
+    return {"times": times, "cpu": cpu, "threads": threads}
 
 
 def _load():
@@ -216,15 +219,17 @@ def main(argv=None):
                 out = subprocess.run([sys.executable, __file__, "--worker", side, model, dtype, "--epochs",
                                       str(args.epochs), "--threads", str(args.threads)], env=env,
                                      capture_output=True, text=True, check=True)
-                res[side] = statistics.median(json.loads(out.stdout.strip().splitlines()[-1])["times"])
-            rows.append((model, dtype, res["numpy"], res["torch"], flops))
+                got = json.loads(out.stdout.strip().splitlines()[-1])
+                res[side] = statistics.median(got["times"])
+                res[side + "_cpu"] = statistics.median(got["cpu"])
+            rows.append((model, dtype, res["numpy"], res["torch"], flops, res["numpy_cpu"], res["torch_cpu"]))
     print(f"load average after: {_load()}")
     print(f"\nper epoch: {N_SAMPLES} samples, batch {BATCH}, {args.threads} threads, median of {args.epochs} epochs")
     print(f"{'model':5} {'dtype':8} | {'linfusion s':>11} {'GFlop/s':>8} | {'torch s':>8} {'GFlop/s':>8} | "
-          f"{'torch/ours':>10} | {'GFlop/epoch':>11}")
-    for model, dtype, t_np, t_t, flops in rows:
+          f"{'torch/ours':>10} | {'GFlop/epoch':>11} | {'CPU s ours':>10} {'CPU s torch':>11}")
+    for model, dtype, t_np, t_t, flops, c_np, c_t in rows:
         print(f"{model:5} {dtype:8} | {t_np:11.3f} {flops / t_np / 1e9:8.1f} | {t_t:8.3f} {flops / t_t / 1e9:8.1f} | "
-              f"{t_t / t_np:10.2f} | {flops / 1e9:11.1f}")
+              f"{t_t / t_np:10.2f} | {flops / 1e9:11.1f} | {c_np:10.2f} {c_t:11.2f}")
     return 0
 
 
