@@ -9,7 +9,9 @@ An experiment module defines
   ``plot(cfg, result, prediction) -> Figure or None`` (None: nothing usable to draw),
   ``summary(cfg, result, prediction) -> str`` and
   ``outputs(cfg, result, prediction) -> dict`` with ``arrays`` (for the .npz), optionally
-  ``table`` (rows for the .csv) and ``record`` (numbers for the .json).
+  ``table`` (rows for the .csv) and ``record`` (numbers for the .json);
+- optionally ``set_threads(n)``, what ``--workers n`` does for a 'run' module whose engine
+  is not the compiled kernels (default: :func:`linfusion.set_threads`).
 
 :func:`main` builds the parser from the configuration's fields (no abbreviations, each
 default shown once, ``--quick`` listing what it changes), checks every value and every
@@ -277,8 +279,11 @@ def main(name, argv=None):
         matplotlib.use("Agg")
     try:
         if module.KIND == "run" and execution.workers is not None:
-            import linfusion
-            linfusion.set_threads(execution.workers)
+            threads = getattr(module, "set_threads", None)      # a module whose engine is not the kernels'
+            if threads is None:
+                import linfusion
+                threads = linfusion.set_threads
+            threads(execution.workers)
         result = module.run(cfg, execution)
         prediction = module.predict(cfg, result)
         from . import _style
