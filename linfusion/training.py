@@ -1,6 +1,6 @@
 """Full-batch gradient descent on fusion networks: one run, or a batch in parallel.
 
-Loss (squared): L = ½ <|y − ŷ|²>, the mean over samples with the ½ of THEORY.md §2, so
+Loss (squared): L = ½ <|y − ŷ|²>, the mean over samples with the ½ of theory.md §2, so
 τ = 1/lr epochs. Weight decay λ adds λ·w to every parameter's gradient. Records at epochs
 k = 0, record_every, 2·record_every, ... and at the last epoch are taken *before* the
 update of that epoch: record k holds the weights after k updates.

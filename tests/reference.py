@@ -5,7 +5,7 @@ weights through ``net.layout`` only, and then does ordinary layer-by-layer matri
 on the samples. It is the oracle the compiled kernels are tested against, so it favours
 clarity over speed (no moment path, no chunking, no transposed buffers).
 
-Conventions (THEORY.md §2, §4 and the engine's docstrings):
+Conventions (theory.md §2, §4 and the engine's docstrings):
 
 - layers 1 .. L_f-1 are per-modality encoders, layer L_f sees all modalities through its
   column blocks F_k, layers L_f+1 .. L are shared; the last layer has ``out_dim`` units;
@@ -210,7 +210,7 @@ def gram_state(net, w):
 
 
 def gram_train_reference(net, w0, sxx, syx, lr, epochs, weight_decay=0.0):
-    """The exact Gram-state map of a two-layer linear net (THEORY.md §6.10), in plain NumPy.
+    """The exact Gram-state map of a two-layer linear net (theory.md §6.10), in plain NumPy.
 
     With g = Σyx − W_tot Σxx and c = 1 − lr·λ, one GD step on W¹, W² maps each block to
     W ← c²W + c·lr (N g + g Q) + lr² g Wᵀ g, Q ← c²Q + c·lr (gᵀW + Wᵀg) + lr² gᵀ N g,
