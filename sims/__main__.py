@@ -15,7 +15,7 @@ import importlib
 import shlex
 import sys
 
-from . import _io, _original, _translate
+from . import _io, _original, _original_mnist, _translate
 from ._translate import PROG, build_parser, parse, translate
 
 __all__ = ["main", "build_parser", "parse", "translate"]
@@ -24,6 +24,8 @@ __all__ = ["main", "build_parser", "parse", "translate"]
 def main(argv=None):
     """Translate the original flags, print the experiment command, run it; returns its exit status."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv and argv[0] in _original_mnist.NAMES:
+        return _mnist(argv[1:])
     parser = build_parser()
     args, options = parse(argv, parser)
     try:
@@ -43,6 +45,16 @@ def main(argv=None):
                    flags={k: getattr(args, k) for k in _original.FLAGS}, explicit=sorted(args.explicit))
         _io.write_set(tr.out, {"original_command.json": _io.json_text(doc)})
     return status
+
+
+def _mnist(argv):
+    """``python -m sims mnist <the original MNIST script's flags>``: run it as sims.mnist."""
+    module_argv, command, notes = _original_mnist.translate(argv)
+    print(f"-> {command}")
+    for note in notes:
+        print(f"   note: {note}")
+    sys.stdout.flush()
+    return importlib.import_module("sims.mnist").main(module_argv)
 
 
 if __name__ == "__main__":

