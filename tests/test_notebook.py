@@ -52,3 +52,29 @@ def test_readme_snippet_runs_and_the_prediction_overlays_the_run(monkeypatch, tm
     import matplotlib.pyplot as plt
     assert len(plt.gca().lines) == 4                                         # W_A, W_B: simulation and prediction
     plt.close("all")
+
+
+def test_readme_mitigation_snippet_removes_the_unimodal_phase(monkeypatch, tmp_path):
+    """The mitigation lab's README snippet, run after the 'From Python' one: the equalising rate
+    ratio brings t_B/t_A to within 10 % of 1 (theory.md §11.1)."""
+    import re
+
+    import linfusion as lf
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    text = README.read_text()
+    blocks = []
+    for title in ("## From Python", "## The mitigation lab"):
+        section = text.split(title, 1)[1].split("\n## ", 1)[0]
+        blocks += re.findall(r"```python\n(.*?)```", section, flags=re.S)[:1]
+    assert len(blocks) == 2
+    ns = {"__name__": "__readme__"}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"README.md#block{i}", "exec"), ns)
+    run = ns["run"]
+    assert run.usable and run.mitigation is not None
+    m = lf.analysis.measure(run, ns["data"])
+    assert m.ratio == pytest.approx(1.0, abs=0.1)
+    import matplotlib.pyplot as plt
+    plt.close("all")
