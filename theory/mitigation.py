@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from linfusion import mitigation as _engine_mitigation
 from linfusion.validation import check_array, check_choice, check_int, check_scalar
 
 from ._checks import (_check_block_scales, _check_dims, _check_lr, _check_moments, _check_u0, _readonly,
@@ -292,15 +293,8 @@ def dropout_moments(sigma, syx, syy, dims, p, rescale=True):
     p = _check_per_modality("p", p, len(dims), lo=0.0, hi=1.0, hi_open=True)
     if not isinstance(rescale, (bool, np.bool_)):
         raise TypeError(f"rescale == {rescale!r}, must be True or False.")
-    keep = 1.0 - p
-    a = np.ones(len(dims)) if rescale else keep
-    b = 1.0 / keep if rescale else keep
-    sl = _slices(dims)
-    a_col = np.concatenate([np.full(s.stop - s.start, a_k) for s, a_k in zip(sl, a)])
-    sig = sigma * np.outer(a_col, a_col)
-    for s, a_k, b_k in zip(sl, a, b):
-        sig[s, s] = b_k * sigma[s, s]
-    return _readonly(sig), _readonly(syx * a_col), syy
+    sig, syx, syy = _engine_mitigation.dropout_moments(sigma, syx, syy, dims, p, rescale)
+    return _readonly(sig), _readonly(syx), syy
 
 
 def auxiliary_moments(sigma, syx, syy, dims, weight):
@@ -336,13 +330,8 @@ def auxiliary_moments(sigma, syx, syy, dims, weight):
     """
     sigma, syx, dims, syy = _check_moments(sigma, syx, dims, syy)
     lam = _check_per_modality("weight", weight, len(dims), lo=0.0)
-    sl = _slices(dims)
-    sig = sigma.copy()
-    scale = np.ones(sigma.shape[0])
-    for s, l_k in zip(sl, lam):
-        sig[s, s] = sigma[s, s] + l_k * sigma[s, s]
-        scale[s] = 1.0 + l_k
-    return _readonly(sig), _readonly(syx * scale), float(syy * (1.0 + lam.sum()))
+    sig, syx, syy = _engine_mitigation.auxiliary_moments(sigma, syx, syy, dims, lam)
+    return _readonly(sig), _readonly(syx), syy
 
 
 def auxiliary_schedule(sigma, syx, syy, dims, weight, u0, lr=None, form="signed"):
