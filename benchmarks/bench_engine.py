@@ -10,7 +10,7 @@ kernels (one thread: it is the better estimate on a shared machine). The load av
 printed before and after.
 
 ``--dispatch`` measures the sample path's dispatch rule (which weight blocks use BLAS):
-one thread, CPU time of one full forward and backward pass over 4096 samples, for nets
+one thread, CPU time of one sample-path epoch (forward, backward, update) over 4096 samples, for nets
 with inputs (d, d), a shared hidden layer of width h and blocks h x d, h x h, 1 x h, with
 every threshold t of the rule "BLAS iff rows >= t and cols >= t".
 """
@@ -133,7 +133,7 @@ def feature_sweep():
 
 def many_table(repeats, threads):
     toy = lf.data.toy(rho=0.0, ratio=2.0, n=1024, rng=0)
-    print(f"\n| train_many, 64 runs | path | threads | runs x epochs / s | speed-up |")
+    print("\n| train_many, 64 runs | path | threads | runs x epochs / s | speed-up |")
     print("|---|---|---|---|---|")
     for label, net, path, e1, e2 in [
             ("ReLU toy late fusion, 1024 samples", lf.FusionNet.late((1, 1), width=100, slope=0.0), "sample", 5, 25),
@@ -151,46 +151,22 @@ def many_table(repeats, threads):
 
 
 def dispatch_table():
-    from numba import njit
-    from linfusion import _kernels as K
-
-    @njit
-    def run(w, wt, net, data, A, Dl, T, g, reps):
-        t = 0.0
-        for _ in range(reps):
-            for grp in range(data.group_lo.shape[0] - 1):
-                t += K._group_loss_grad(w, wt, net, data, 0, grp, A, Dl, T, g, True)
-        return t
-
     def cpu_pass(net, ds, dt, blas_min):
+        """CPU ms of one sample-path epoch (forward, backward, update) with the rule at ``blas_min``."""
         old = _engine._BLAS_MIN
         _engine._BLAS_MIN = blas_min
         try:
-            netr = _engine._net_record(net, "mse", True)
+            def fn(e):
+                lf.train(net, ds, lr=1e-6, epochs=e, init="layer", scale=1.0, rng=0, path="sample", dtype=dt,
+                         record_every=e)
+            return timed(fn, 2, 8, 3)[2] * 1e3
         finally:
             _engine._BLAS_MIN = old
-        data = _engine._sample_data(net, [ds], dt, _engine._pop_record(None, None, None, 1, net.in_dim, 1), netr)
-        w = net.init("layer", 1.0, 0).astype(dt)
-        mm = int(np.diff(data.chunk_lo).max())
-        A = np.empty(mm * netr.n_comp, dt)
-        Dl = np.zeros_like(A)
-        g = np.zeros(net.n_params, dt)
-        T = np.empty(max([mm * e[1] for e in netr.edges] + [e[1] * e[2] for e in netr.edges]), dt)
-        old = K.BLAS.single()
-        try:
-            run(w, w, netr, data, A, Dl, T, g, 1)
-            best = 1e9
-            for _ in range(3):
-                c0 = time.process_time()
-                run(w, w, netr, data, A, Dl, T, g, 3)
-                best = min(best, (time.process_time() - c0) / 3)
-        finally:
-            K.BLAS.restore(old)
-        return best * 1e3
 
     rng = np.random.default_rng(0)
     ts = (1, 4, 8, 16, 32, 64, 10 ** 9)
-    print("\ndispatch rule: BLAS iff rows >= t and cols >= t; ms per pass (1 thread, CPU time, 4096 samples)")
+    lf.set_threads(1)
+    print("\ndispatch rule: BLAS iff rows >= t and cols >= t; ms per epoch (1 thread, CPU time, 4096 samples)")
     print("| in_dims | width | dtype | " + " | ".join(f"t={t if t < 10 ** 9 else 'inf'}" for t in ts) + " |")
     print("|---|---|---|" + "---|" * len(ts))
     total = dict.fromkeys(ts, 0.0)

@@ -77,15 +77,14 @@ def blas_edges(rows, cols):
     narrower blocks (the toy nets' 1-input encoders and 1-output read-outs) use the fused
     loops, which keep a unit's row of samples in cache and skip exact zeros (ReLU).
 
-    Measured (``python benchmarks/bench_engine.py --dispatch``: one thread, one forward and
-    backward pass over 4096 samples, ReLU nets with inputs (d, d), d in {1, 4, 16, 64}, a
-    shared hidden layer of width h in {8, 16, 32, 100}, float64 and float32, 32 cases; the
-    rule "BLAS iff rows >= t and cols >= t"), the sum over cases of time / best time was
-    t = 1: 47.4, t = 4: 36.6, t = 8: 36.6, t = 16: 36.1, t = 32: 36.5, t = 64: 38.3,
-    loops only: 52.8 (32.0 would be the best choice in every case); a second run gave
-    t = 8: 35.8, t = 16: 37.1, t = 32: 37.0: thresholds 4 to 32 are equal within run-to-run
-    noise, 1 and 64 or more are not. Width-100 blocks are 3x faster as BLAS products than
-    as loops; 8-unit blocks up to 3x slower.
+    Measured (``python benchmarks/bench_engine.py --dispatch``: one thread, 4096 samples, ReLU
+    nets with inputs (d, d), d in {1, 4, 16, 64}, a shared hidden layer of width h in {8, 16, 32,
+    100}, float64 and float32, 32 cases; the rule "BLAS iff rows >= t and cols >= t"): the sum
+    over cases of time / best time, for t = 1, 4, 8, 16, 32, 64 and loops only, was 47.4, 36.6,
+    36.6, 36.1, 36.5, 38.3, 52.8 timing one forward and backward pass, and 55.5, 42.4, 42.8,
+    39.0, 37.4, 35.4, 47.4 timing whole epochs (with the update). Thresholds 4 to 64 lie within
+    about 10 % of each other in both; 1 and loops only are 30-50 % worse. Width-100 blocks are 3x faster
+    as BLAS products than as loops; 8-unit blocks up to 3x slower.
     """
     rows, cols = np.asarray(rows), np.asarray(cols)
     return ((rows >= _BLAS_MIN) & (cols >= _BLAS_MIN)).astype(np.int64)

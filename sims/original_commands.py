@@ -57,7 +57,7 @@ WALL_NOTE = ("each command once at full size, as one whole process (`python -m s
 
 #: what the original code does, checked in its source (file:line at its last commit), and how we follow it
 NOTES = (
-    "Randomness: the original seeds numpy's global generator once (main.py:9, `np.random.seed(202310)`) and never "
+    "Randomness: the original seeds numpy's global generator once (main.py:9, seed 202310) and never "
     "seeds torch, so its runs cannot be reproduced bit for bit; ours are reproducible from `--seed`, on any "
     "number of workers.",
     "Stop and keep rules: every sweep, `depth_single` included, stops at the first state whose loss is below "

@@ -1,9 +1,10 @@
 """The theory document is the one the code cites, and the repository reads nothing outside itself.
 
 - Every section citation (a section sign followed by a number such as 6.3, 3a or 9.4, optionally
-  after "THEORY.md", "THEORY" or "theory.md") in the package sources, benchmarks, tests, the README
-  and docs/ resolves to a numbered heading of docs/theory.md (ranges such as "6.6-6.7" resolve at
-  both ends, "§10 item 12" to an item of the figure list).
+  after "theory.md") in the package sources, benchmarks, tests, the README and docs/ resolves to a
+  numbered heading of docs/theory.md (ranges such as "6.6-6.7" resolve at both ends, "§10 item 12"
+  to an item of the figure list), and no citation names another document (an upper-case name
+  before the section sign: a document that is not in the repository).
 - docs/theory.md follows the heading markup it documents: every level-2 and level-3 heading starts
   with its number, level 2 a section ("6"), level 3 a subsection of an existing section ("6.3",
   "3a"), no number twice.
@@ -45,6 +46,7 @@ HEADING = re.compile(r"^(#{2,})\s+(.*)$")
 NUMBER = re.compile(r"^(\d+(?:\.\d+)?[a-z]?)\s+\S")
 SECTION = r"\d+(?:\.\d+)?[a-z]?"
 CITATION = re.compile(rf"§§?\s?({SECTION})(?:\s?[-–]\s?({SECTION}))?(?:\s+items?\s+(\d+)(?:\s?[-–]\s?(\d+))?)?")
+OTHER_DOC = re.compile(r"\b([A-Z][A-Z_]+(?:[.]md)?)\s?§")
 FIGURE_ITEM = re.compile(r"^(\d+)\.\s")
 IN_PROGRESS = re.compile(r"implementation in progress", re.IGNORECASE)
 
@@ -160,6 +162,9 @@ def test_every_section_citation_resolves():
     unresolved, n_cited = [], 0
     for path in _files(CITING_DIRS, CITING_FILES, TEXT_SUFFIXES):
         for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for m in OTHER_DOC.finditer(line):
+                unresolved.append(f"{path.relative_to(ROOT)}:{lineno}: '{m.group(0)}' cites {m.group(1)}, "
+                                  "not docs/theory.md")
             for m in CITATION.finditer(line):
                 n_cited += 1
                 missing = [s for s in (m.group(1), m.group(2)) if s and s not in numbers]
@@ -212,13 +217,20 @@ def test_no_file_reads_outside_the_repository():
     assert not offending, "files refer to paths outside the repository:\n" + "\n".join(offending)
 
 
+def test_other_document_citation_detector_fires():
+    """A citation of a document outside the repository is recognised; ours is not."""
+    outside = "THE" + "ORY"                                 # spelled apart so this file cites nothing
+    assert OTHER_DOC.search(f"see {outside}.md §6.3") and OTHER_DOC.search(f"({outside} §9.4)")
+    assert not OTHER_DOC.search("see theory.md §6.3") and not OTHER_DOC.search("(§9.4)")
+
+
 def test_outside_path_detector_fires():
     """The detector of the previous test recognises what it must refuse (so it can fail)."""
     tests_file = ROOT / "tests" / "test_x.py"
     assert _climbs_out(tests_file, 'README = Path(__file__).resolve().parents[1] / ".." / "shared" / "x.md"')
     assert not _climbs_out(tests_file, 'DOC = Path(__file__).resolve().parents[1] / "docs" / "theory.md"')
     assert _climbs_out(ROOT / "sims" / "x.py", 'p = os.path.join(os.path.dirname(__file__), "..", "..")')
-    assert any(p.search('open("/work/shared/THEORY.md")') for p, _ in OUTSIDE)
+    assert any(p.search('open("/work/shared/notes.md")') for p, _ in OUTSIDE)
     assert any(p.search("Path('..') / 'shared'") for p, _ in OUTSIDE)
 
 
